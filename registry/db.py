@@ -1,0 +1,233 @@
+"""Engines, sessions and schema revisions: the one place that knows about drivers and Alembic.
+
+Every query module takes a `Session` from `session_scope`, which commits or rolls back and turns
+driver errors into `RegistryError`s whose messages never show a password.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager, suppress
+from functools import lru_cache
+from pathlib import Path
+
+from typing import TYPE_CHECKING
+
+from sqlalchemy import Connection, Engine, create_engine, event, make_url
+from sqlalchemy.engine import URL
+from sqlalchemy.exc import ArgumentError, DBAPIError, NoSuchModuleError, SQLAlchemyError
+from sqlalchemy.orm import Session
+
+from registry.errors import DatabaseUnavailable, RegistryError, SchemaOutOfDate
+
+if TYPE_CHECKING:
+    from alembic.config import Config
+
+MIGRATIONS_DIR = Path(__file__).parent / "migrations"
+URL_HINT = "use sqlite:///PATH or mysql+pymysql://USER:PASSWORD@HOST:PORT/DATABASE"
+SQLITE_BUSY_TIMEOUT_S = 30.0
+MYSQL_POOL_RECYCLE_S = 1800  # below MariaDB's default wait_timeout (8 h) and typical proxy idle cuts
+MYSQL_CONNECT_TIMEOUT_S = 10
+# MySQL/MariaDB client and server codes that mean "cannot reach or log in", not "bad query":
+# db access denied, access denied, unknown db, socket, can't connect, unknown host, gone away, lost.
+MYSQL_UNREACHABLE_CODES = frozenset({1044, 1045, 1049, 2002, 2003, 2005, 2006, 2013})
+# Execution option naming how an SQLite transaction starts. IMMEDIATE takes the write lock up
+# front, so read-then-write transactions (claiming a run) serialise instead of failing with
+# SQLITE_BUSY when two writers both try to upgrade their read locks.
+SQLITE_BEGIN = "sqlite_begin"
+
+
+def resolve_url(db: str | None = None) -> str:
+    """The registry URL: `db` (from --db), else $AFI_DB_URL, else an SQLite file in $AFI_HOME."""
+    if db:
+        return db
+    from_env = os.environ.get("AFI_DB_URL")
+    if from_env:
+        return from_env
+    home = Path(os.environ.get("AFI_HOME") or Path.home() / ".afi").expanduser()
+    home.mkdir(parents=True, exist_ok=True)
+    return f"sqlite:///{home / 'registry.db'}"
+
+
+def mask_url(url: str | URL) -> str:
+    """The URL with its password replaced by ***, safe to print and log."""
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except ArgumentError:
+        return re.sub(r"(://[^:/@]*:)[^@]*@", r"\1***@", str(url))
+
+
+def make_engine(url: str | URL) -> Engine:
+    """An engine tuned per backend; raises DatabaseUnavailable for a malformed or unknown URL."""
+    try:
+        parsed = make_url(url)
+    except ArgumentError:
+        raise DatabaseUnavailable(f"bad database URL {mask_url(url)!r}: {URL_HINT}") from None
+    backend = parsed.get_backend_name()
+    try:
+        if backend == "sqlite":
+            return _sqlite_engine(parsed)
+        if backend in ("mysql", "mariadb"):
+            return _mysql_engine(parsed)
+    except NoSuchModuleError as exc:
+        raise DatabaseUnavailable(f"no driver for {mask_url(parsed)} ({exc}): {URL_HINT}") from None
+    raise DatabaseUnavailable(f"unsupported database {backend!r} in {mask_url(parsed)}: {URL_HINT}")
+
+
+def _sqlite_engine(url: URL) -> Engine:
+    engine = create_engine(url, connect_args={"timeout": SQLITE_BUSY_TIMEOUT_S})
+    on_disk = url.database not in (None, "", ":memory:")
+
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_connection, _record) -> None:  # type: ignore[no-untyped-def]
+        # pysqlite starts transactions late and always DEFERRED; take that over (see _on_begin).
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.execute(f"PRAGMA busy_timeout={int(SQLITE_BUSY_TIMEOUT_S * 1000)}")
+        if on_disk:
+            # WAL lets readers (afi run list, afi sql) run while a trainer writes metrics.
+            cursor.execute("PRAGMA journal_mode=WAL")
+            cursor.execute("PRAGMA synchronous=NORMAL")
+        cursor.close()
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(connection: Connection) -> None:
+        mode = connection.get_execution_options().get(SQLITE_BEGIN, "IMMEDIATE")
+        connection.exec_driver_sql(f"BEGIN {mode}")
+
+    return engine
+
+
+def _mysql_engine(url: URL) -> Engine:
+    if "charset" not in url.query:
+        url = url.update_query_dict({"charset": "utf8mb4"})
+    connect_args = {}
+    if url.get_driver_name() in ("pymysql", "mysqldb"):
+        connect_args["connect_timeout"] = MYSQL_CONNECT_TIMEOUT_S
+    return create_engine(
+        url,
+        pool_pre_ping=True,
+        pool_recycle=MYSQL_POOL_RECYCLE_S,
+        # READ COMMITTED avoids InnoDB gap locks, the usual cause of deadlocks between workers
+        # upserting metrics; state changes lock their row explicitly (SELECT ... FOR UPDATE).
+        isolation_level="READ COMMITTED",
+        connect_args=connect_args,
+    )
+
+
+def database_error(exc: DBAPIError, url: URL | str) -> RegistryError:
+    """A driver error as a one-line RegistryError naming the (masked) database."""
+    original = exc.orig if exc.orig is not None else exc
+    detail = " ".join(str(original).split())
+    code = original.args[0] if original.args else None
+    unreachable = code in MYSQL_UNREACHABLE_CODES or "unable to open database file" in detail
+    if unreachable:
+        return DatabaseUnavailable(
+            f"cannot use database {mask_url(url)}: {detail}: "
+            "check the URL, that the server is up, and the credentials"
+        )
+    return RegistryError(f"database error on {mask_url(url)}: {detail}")
+
+
+@contextmanager
+def translate_errors(url: URL | str) -> Iterator[None]:
+    """Re-raise driver errors inside the block as RegistryError / DatabaseUnavailable."""
+    try:
+        yield
+    except DBAPIError as exc:
+        raise database_error(exc, url) from exc
+
+
+@contextmanager
+def session_scope(engine: Engine) -> Iterator[Session]:
+    """One transaction: commits when the block ends, rolls back if it raises."""
+    session = Session(engine, expire_on_commit=False)
+    try:
+        with translate_errors(engine.url):
+            yield session
+            session.commit()
+    except BaseException:
+        # The original error matters more than a failed rollback on a connection that is gone.
+        with suppress(SQLAlchemyError):
+            session.rollback()
+        raise
+    finally:
+        session.close()
+
+
+# Alembic is imported inside the functions that migrate: workers and trainers only read and write
+# rows, and each spawned process saves its import time.
+def _alembic_config(connection: Connection | None = None) -> Config:
+    from alembic.config import Config
+
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS_DIR))
+    config.attributes["connection"] = connection
+    return config
+
+
+@lru_cache(maxsize=1)
+def head_revision() -> str:
+    from alembic.script import ScriptDirectory
+
+    head = ScriptDirectory.from_config(_alembic_config()).get_current_head()
+    assert head is not None, "registry/migrations has no revisions"
+    return head
+
+
+def _revision_of(engine: Engine) -> str | None:
+    from alembic.runtime.migration import MigrationContext
+
+    with translate_errors(engine.url), engine.connect() as connection:
+        connection.execution_options(**{SQLITE_BEGIN: "DEFERRED"})
+        return MigrationContext.configure(connection).get_current_revision()
+
+
+def check_schema(engine: Engine) -> None:
+    """Raise SchemaOutOfDate unless the database is at the revision this code was written for."""
+    current, head = _revision_of(engine), head_revision()
+    if current != head:
+        state = "empty" if current is None else f"at revision {current}"
+        raise SchemaOutOfDate(
+            f"registry {mask_url(engine.url)} is {state} but this AFI needs revision {head}: "
+            "run `afi db upgrade`"
+        )
+
+
+def current_revision(url: str) -> tuple[str | None, str]:
+    """(revision the database is at, None when empty; the head revision of this code)."""
+    engine = make_engine(url)
+    try:
+        return _revision_of(engine), head_revision()
+    finally:
+        engine.dispose()
+
+
+def upgrade(url: str, revision: str = "head") -> None:
+    """Create or upgrade the schema to `revision`; safe to run again."""
+    from alembic import command
+
+    _migrate(url, command.upgrade, revision)
+
+
+def downgrade(url: str, revision: str = "base") -> None:
+    """Downgrade the schema to `revision` ("base" drops every registry table and view)."""
+    from alembic import command
+
+    _migrate(url, command.downgrade, revision)
+
+
+def _migrate(url: str, action: Callable[[Config, str], None], revision: str) -> None:
+    from alembic.util.exc import CommandError
+
+    engine = make_engine(url)
+    try:
+        with translate_errors(engine.url), engine.begin() as connection:
+            action(_alembic_config(connection), revision)
+    except CommandError as exc:
+        raise RegistryError(f"migration to {revision!r} failed: {exc}: see `afi db current`") from None
+    finally:
+        engine.dispose()
