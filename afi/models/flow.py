@@ -1,0 +1,103 @@
+"""A light IFNet-style bidirectional flow estimator (after RIFE, Huang et al., ECCV 2022).
+
+Blocks run coarse to fine (input scales 1/4, 1/2, 1). Each sees both frames, both frames warped by
+the current estimate, the current flows and blend mask and the time t, and adds a correction to
+the intermediate flows F_t->0, F_t->1 and to the mask logit. The frames are then backward-warped
+with grid_sample and blended by the mask: occluded pixels take the frame where they are visible.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from afi.models.blocks import resize_to, time_plane
+
+BLOCK_SCALES = (4, 2, 1)
+# frame0, frame1, warped0, warped1 (3 each), flows (4), mask logit (1), t (1)
+BLOCK_IN_CHANNELS = 4 * 3 + 4 + 1 + 1
+
+
+@dataclass(frozen=True)
+class FlowEstimate:
+    flows: torch.Tensor  # (B, 4, H, W): (x, y) displacements t->0 then t->1, in pixels
+    mask_logit: torch.Tensor  # (B, 1, H, W): sigmoid gives the weight of warped frame0
+
+
+def backward_warp(image: torch.Tensor, flow: torch.Tensor) -> torch.Tensor:
+    """Sample `image` (B, C, H, W) at p + flow(p); flow (B, 2, H, W) in pixels, (x, y)."""
+    _, _, height, width = image.shape
+    ys, xs = torch.meshgrid(
+        torch.arange(height, device=image.device, dtype=image.dtype),
+        torch.arange(width, device=image.device, dtype=image.dtype),
+        indexing="ij",
+    )
+    x = (xs + flow[:, 0]) * (2 / max(width - 1, 1)) - 1  # (B, H, W) in grid_sample's [-1, 1]
+    y = (ys + flow[:, 1]) * (2 / max(height - 1, 1)) - 1
+    grid = torch.stack([x, y], dim=-1)
+    return F.grid_sample(image, grid, mode="bilinear", padding_mode="border", align_corners=True)
+
+
+def normalised_flows(flows: torch.Tensor) -> torch.Tensor:
+    """Pixels -> fractions of the image size, so a network sees the same values at any resolution."""
+    height, width = flows.shape[-2:]
+    scale = flows.new_tensor([2 / width, 2 / height, 2 / width, 2 / height]).view(1, 4, 1, 1)
+    return flows * scale
+
+
+def conv_act(in_ch: int, out_ch: int, stride: int = 1) -> nn.Sequential:
+    # No normalisation, as in RIFE: flow magnitudes carry meaning that a norm layer would rescale.
+    return nn.Sequential(
+        nn.Conv2d(in_ch, out_ch, 3, stride=stride, padding=1), nn.LeakyReLU(0.2, inplace=True)
+    )
+
+
+class IFBlock(nn.Module):
+    """Downsample by 4 with strided convs, refine with a residual conv stack, predict 5 channels."""
+
+    def __init__(self, in_ch: int, width: int) -> None:
+        super().__init__()
+        self.encode = nn.Sequential(
+            conv_act(in_ch, width // 2, stride=2), conv_act(width // 2, width, stride=2)
+        )
+        self.body = nn.Sequential(*(conv_act(width, width) for _ in range(4)))
+        self.decode = nn.ConvTranspose2d(width, 5, 4, stride=2, padding=1)
+        # Zero corrections at initialisation: the untrained estimator is the linear blend.
+        nn.init.zeros_(self.decode.weight)
+        nn.init.zeros_(self.decode.bias)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = self.encode(x)  # (B, width, H/4, W/4)
+        h = self.body(h) + h
+        return resize_to(self.decode(h), x.shape[-2:])  # (B, 5, H, W)
+
+
+class IFNet(nn.Module):
+    """Coarse-to-fine intermediate flow + blend mask; H and W must divide by `stride`."""
+
+    def __init__(self, width: int) -> None:
+        super().__init__()
+        self.blocks = nn.ModuleList(IFBlock(BLOCK_IN_CHANNELS, width * 2) for _ in BLOCK_SCALES)
+        self.stride = 4 * max(BLOCK_SCALES)
+
+    def forward(self, frame0: torch.Tensor, frame1: torch.Tensor, t: torch.Tensor) -> FlowEstimate:
+        batch, _, height, width = frame0.shape
+        flows = frame0.new_zeros(batch, 4, height, width)
+        # Start from the time-weighted blend: sigmoid(logit) = 1 - t is frame0's weight.
+        mask_logit = torch.log((1 - t) / t).view(-1, 1, 1, 1).to(frame0.dtype).expand(batch, 1, height, width)
+        for block, scale in zip(self.blocks, BLOCK_SCALES):
+            warped0 = backward_warp(frame0, flows[:, :2])
+            warped1 = backward_warp(frame1, flows[:, 2:])
+            size = (height // scale, width // scale)
+            images = resize_to(torch.cat([frame0, frame1, warped0, warped1], dim=1), size)
+            # Flows are in pixels of the resolution they are used at: divide going down, multiply up.
+            flows_here = resize_to(flows, size) / scale
+            x = torch.cat([images, flows_here, resize_to(mask_logit, size), time_plane(t, images)], dim=1)
+            # x: (B, 18, H / scale, W / scale)
+            delta = resize_to(block(x), (height, width))  # (B, 5, H, W)
+            flows = flows + delta[:, :4] * scale
+            mask_logit = mask_logit + delta[:, 4:]
+        return FlowEstimate(flows=flows, mask_logit=mask_logit)
