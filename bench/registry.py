@@ -7,7 +7,10 @@ Prints, per backend:
   `executemany` plain INSERTs into a table of identical shape, same batch size; the ratio
   (target >= 0.8);
 - runs created per second through create_run, one transaction each (what `afi run create` does);
-- leaderboard latency over 10,000 runs with a few evaluations each (target < 100 ms).
+- leaderboard latency over 10,000 runs with a few evaluations each (target < 100 ms), against
+  the same query aggregating every evaluation (the leaderboard view before run_scores);
+- add_evaluations per call (evaluation rows + the run_scores upsert), against inserting the
+  evaluation rows alone.
 """
 
 from __future__ import annotations
@@ -24,12 +27,13 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import pymysql
-from sqlalchemy import Engine, MetaData, Table, insert, make_url, text
+from sqlalchemy import Engine, MetaData, Table, insert, make_url, select, text
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from registry.clock import utcnow  # noqa: E402
 from registry.db import make_engine, session_scope, upgrade  # noqa: E402
+from registry.evaluations import add_evaluations, rebuild_run_scores  # noqa: E402
 from registry.leaderboard import LeaderboardQuery, leaderboard  # noqa: E402
 from registry.metrics import MetricLogger, log_points  # noqa: E402
 from registry.runs import NewRun, create_run  # noqa: E402
@@ -40,6 +44,34 @@ MARIADB_SERVER = "mysql+pymysql://root@127.0.0.1:3306"
 BATCH = 500
 LEADERBOARD_RUNS = 10_000
 ARCHS = ("unet", "isnet", "vae", "blend")
+EVALUATED = {"psnr": 30.0, "ssim": 0.9, "lineart": 1.0, "lpips": 0.1}
+# The leaderboard view before run_scores existed: every query aggregated all evaluations.
+AGGREGATING_LEADERBOARD = """
+SELECT r.id AS run_id, r.name AS run, r.kind AS kind,
+       CASE WHEN r.kind = 'baseline' THEN 1 ELSE 0 END AS is_baseline,
+       x.name AS experiment, v.name AS variant, v.arch AS arch, v.flow AS flow, v.disc AS disc,
+       r.resolution AS resolution, r.stage AS stage, r.status AS status,
+       d.name AS dataset, e.split AS split,
+       e.psnr AS psnr, e.ssim AS ssim, e.ms_ssim AS ms_ssim, e.lineart AS lineart,
+       e.lpips AS lpips, e.evals AS evals,
+       v.param_count AS params, r.train_seconds AS train_seconds, r.cost_usd AS cost_usd
+FROM (
+    SELECT run_id, dataset_id, split,
+           MAX(CASE WHEN metric = 'psnr' THEN value END) AS psnr,
+           MAX(CASE WHEN metric = 'ssim' THEN value END) AS ssim,
+           MAX(CASE WHEN metric = 'ms_ssim' THEN value END) AS ms_ssim,
+           MIN(CASE WHEN metric = 'lineart' THEN value END) AS lineart,
+           MIN(CASE WHEN metric = 'lpips' THEN value END) AS lpips,
+           COUNT(*) AS evals
+    FROM evaluations
+    GROUP BY run_id, dataset_id, split
+) e
+JOIN runs r ON r.id = e.run_id
+JOIN model_variants v ON v.id = r.variant_id
+LEFT JOIN datasets d ON d.id = e.dataset_id
+LEFT JOIN experiments x ON x.id = r.experiment_id
+"""
+ISNET_BY_PSNR = "SELECT * FROM {source} WHERE arch = 'isnet' ORDER BY psnr DESC"
 
 
 @contextmanager
@@ -155,7 +187,8 @@ def bench_run_creation(engine: Engine, variant_id: int, count: int = 300) -> Non
 
 
 def fill_leaderboard(engine: Engine) -> None:
-    """10,000 runs over a few variants, each with 2 evaluation steps of 4 metrics."""
+    """10,000 runs over a few variants, each with 2 evaluation steps of 4 metrics, bulk-inserted
+    and then scored by rebuild_run_scores (20,000 add_evaluations calls take 30 s to minutes)."""
     now = utcnow()
     with session_scope(engine) as s:
         variants = [
@@ -180,20 +213,21 @@ def fill_leaderboard(engine: Engine) -> None:
             for metric in ("psnr", "ssim", "lineart", "lpips")
         ]
         s.execute(insert(SqlEvaluation), evaluations)
+        rebuild_run_scores(s)  # what add_evaluations would have kept, in one statement
 
 
-def time_ms(call: Callable[[], object], repeats: int = 7) -> float:
-    timings = []
+def medians_ms(calls: dict[str, Callable[[], object]], repeats: int = 7) -> dict[str, float]:
+    """Median wall time of each call, taking turns so a busy neighbour slows them all alike."""
+    timings: dict[str, list[float]] = {name: [] for name in calls}
     for _ in range(repeats):
-        start = time.perf_counter()
-        call()
-        timings.append((time.perf_counter() - start) * 1000)
-    return statistics.median(timings)
+        for name, call in calls.items():
+            start = time.perf_counter()
+            call()
+            timings[name].append((time.perf_counter() - start) * 1000)
+    return {name: statistics.median(values) for name, values in timings.items()}
 
 
 def bench_leaderboard(engine: Engine) -> None:
-    fill_leaderboard(engine)
-
     def query(q: LeaderboardQuery) -> Callable[[], object]:
         def run() -> object:
             with session_scope(engine) as s:
@@ -201,15 +235,51 @@ def bench_leaderboard(engine: Engine) -> None:
 
         return run
 
-    def raw_sql() -> object:
-        with engine.connect() as connection:
-            return connection.execute(text("SELECT * FROM leaderboard WHERE arch = 'isnet' ORDER BY psnr DESC")).all()
+    def raw_sql(sql: str) -> Callable[[], object]:
+        def run() -> object:
+            with engine.connect() as connection:
+                return connection.exec_driver_sql(sql).all()
 
+        return run
+
+    ms = medians_ms({
+        "best per variant, by psnr": query(LeaderboardQuery()),
+        "all runs, lineart, limit 20": query(LeaderboardQuery(metric="lineart", best_per_variant=False, limit=20)),
+        "all isnet runs (full rows)": query(LeaderboardQuery(arch="isnet", best_per_variant=False)),
+        "raw SQL on the view, isnet": raw_sql(ISNET_BY_PSNR.format(source="leaderboard")),
+        "aggregating evaluations": raw_sql(ISNET_BY_PSNR.format(source=f"({AGGREGATING_LEADERBOARD}) old")),
+    })
+    baseline = ms.pop("aggregating evaluations")
     print(f"  leaderboard over {LEADERBOARD_RUNS:,} runs x 8 evaluations (median of 7, target < 100 ms):")
-    print(f"    best per variant, by psnr    {time_ms(query(LeaderboardQuery())):7.1f} ms")
-    print(f"    all runs, lineart, limit 20  {time_ms(query(LeaderboardQuery(metric='lineart', best_per_variant=False, limit=20))):7.1f} ms")
-    print(f"    all isnet runs (full rows)   {time_ms(query(LeaderboardQuery(arch='isnet', best_per_variant=False))):7.1f} ms")
-    print(f"    raw SQL on the view, isnet   {time_ms(raw_sql):7.1f} ms")
+    for name, value in ms.items():
+        print(f"    {name:30s} {value:7.1f} ms")
+    ratio = baseline / ms["raw SQL on the view, isnet"]
+    print(f"    same SQL aggregating evaluations (view before run_scores) {baseline:7.1f} ms   {ratio:.1f}x slower")
+
+
+def bench_evaluation_writes(engine: Engine, count: int = 200) -> None:
+    """add_evaluations, one transaction per call as a trainer's checkpoint does, against inserting
+    the same evaluation rows alone (what it cost before run_scores); taking turns per call."""
+    with session_scope(engine) as s:
+        run_ids = list(s.scalars(select(SqlRun.id).order_by(SqlRun.id).limit(count)))
+    with_scores, rows_only = [], []
+    for step, run_id in enumerate(run_ids):
+        start = time.perf_counter()
+        with session_scope(engine) as s:
+            add_evaluations(s, run_id, EVALUATED, split="val", step=step)
+        with_scores.append(time.perf_counter() - start)
+        start = time.perf_counter()
+        with session_scope(engine) as s:
+            now = utcnow()
+            s.add_all(
+                SqlEvaluation(run_id=run_id, split="val", metric=metric, value=value, step=step, created_at=now)
+                for metric, value in EVALUATED.items()
+            )
+        rows_only.append(time.perf_counter() - start)
+    upsert_ms, insert_ms = (statistics.median(t) * 1000 for t in (with_scores, rows_only))
+    print(f"  evaluations, {len(EVALUATED)} metrics per call, one transaction each (median of {count}):")
+    print(f"    evaluation rows only         {insert_ms:7.2f} ms")
+    print(f"    add_evaluations (+ upsert)   {upsert_ms:7.2f} ms   ratio {upsert_ms / insert_ms:.2f}")
 
 
 def bench(backend: str, points: int) -> None:
@@ -222,7 +292,9 @@ def bench(backend: str, points: int) -> None:
             ).id
         bench_metrics(engine, variant_id, points)
         bench_run_creation(engine, variant_id)
+        fill_leaderboard(engine)
         bench_leaderboard(engine)
+        bench_evaluation_writes(engine)
         engine.dispose()
 
 

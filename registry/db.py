@@ -26,6 +26,8 @@ if TYPE_CHECKING:
     from alembic.config import Config
 
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
+# Not alembic_version: Optuna studies share the registry database and Optuna reads that table.
+VERSION_TABLE = "afi_alembic_version"
 URL_HINT = "use sqlite:///PATH or mysql+pymysql://USER:PASSWORD@HOST:PORT/DATABASE"
 SQLITE_BUSY_TIMEOUT_S = 30.0
 MYSQL_POOL_RECYCLE_S = 1800  # below MariaDB's default wait_timeout (8 h) and typical proxy idle cuts
@@ -183,7 +185,8 @@ def _revision_of(engine: Engine) -> str | None:
 
     with translate_errors(engine.url), engine.connect() as connection:
         connection.execution_options(**{SQLITE_BEGIN: "DEFERRED"})
-        return MigrationContext.configure(connection).get_current_revision()
+        context = MigrationContext.configure(connection, opts={"version_table": VERSION_TABLE})
+        return context.get_current_revision()
 
 
 def check_schema(engine: Engine) -> None:

@@ -7,7 +7,9 @@ Portability rules, so SQLite and MySQL/MariaDB behave the same:
 - timestamps are naive UTC; MySQL keeps their microseconds (DATETIME(6));
 - floats are DOUBLE (MySQL's FLOAT is single precision); non-finite values are stored as NULL
   because MySQL rejects NaN and infinities;
-- JSON columns use the generic JSON type (TEXT on SQLite, LONGTEXT + json_valid() on MariaDB).
+- JSON columns use the generic JSON type (TEXT on SQLite, LONGTEXT + json_valid() on MariaDB);
+- a generated column stands in for a nullable column in a unique key (`run_scores.dataset_key`):
+  both backends let NULLs repeat in a UNIQUE key, and MariaDB has no expression indexes.
 Only Alembic creates these tables (registry/migrations); tests upgrade a fresh database too.
 """
 
@@ -21,6 +23,7 @@ from sqlalchemy import (
     BigInteger,
     Boolean,
     CheckConstraint,
+    Computed,
     DateTime,
     Double,
     ForeignKey,
@@ -250,8 +253,8 @@ class SqlCheckpoint(Base):
 class SqlEvaluation(Base):
     __tablename__ = "evaluations"
     __table_args__ = (
-        # Covers the leaderboard view's GROUP BY (run, dataset, split) with the metric and value,
-        # so ranking reads this index in order and never the table; also serves run_id lookups.
+        # Covers rebuild_run_scores' GROUP BY (run, dataset, split) with the metric and value, so
+        # it reads this index in order and never the table; also serves run_id lookups.
         Index("ix_evaluations_leaderboard", "run_id", "dataset_id", "split", "metric", "value"),
         Index("ix_evaluations_dataset_split_metric", "dataset_id", "split", "metric"),
         Index("ix_evaluations_checkpoint_id", "checkpoint_id"),
@@ -270,6 +273,39 @@ class SqlEvaluation(Base):
     value: Mapped[float | None] = mapped_column(Double)
     step: Mapped[int | None] = mapped_column(Integer)
     created_at: Mapped[datetime] = mapped_column(Timestamp)
+
+
+class SqlRunScore(Base):
+    """A run's best value of each ranked metric over every evaluation on one (dataset, split).
+
+    `add_evaluations` keeps it in step, in the evaluations' own transaction, so the leaderboard
+    reads one row per run instead of aggregating every evaluation at each query.
+    """
+
+    __tablename__ = "run_scores"
+    __table_args__ = (
+        UniqueConstraint("run_id", "dataset_key", "split", name="uq_run_scores_run_dataset_split"),
+        # SQLite needs it for ON DELETE CASCADE from datasets not to scan per dataset.
+        Index("ix_run_scores_dataset_id", "dataset_id"),
+        MYSQL_TABLE_ARGS,
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    run_id: Mapped[int] = mapped_column(ForeignKey("runs.id", ondelete="CASCADE"))
+    dataset_id: Mapped[int | None] = mapped_column(ForeignKey("datasets.id", ondelete="CASCADE"))
+    # dataset_id with NULL as 0 (ids start at 1), so evaluations without a dataset share one row.
+    # Declared nullable only because MariaDB refuses NOT NULL on a generated column.
+    dataset_key: Mapped[int] = mapped_column(
+        Integer, Computed("COALESCE(dataset_id, 0)", persisted=True), nullable=True
+    )
+    split: Mapped[str] = mapped_column(Short)
+    best_psnr: Mapped[float | None] = mapped_column(Double)  # MAX over evaluations
+    best_ssim: Mapped[float | None] = mapped_column(Double)  # MAX
+    best_ms_ssim: Mapped[float | None] = mapped_column(Double)  # MAX
+    best_lineart: Mapped[float | None] = mapped_column(Double)  # MIN: a distance
+    best_lpips: Mapped[float | None] = mapped_column(Double)  # MIN: a distance
+    eval_count: Mapped[int] = mapped_column(Integer)  # evaluation rows, every metric counted
+    updated_at: Mapped[datetime] = mapped_column(Timestamp)
 
 
 class SqlTag(Base):

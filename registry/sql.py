@@ -11,6 +11,7 @@ Two independent guards, so a trick that fools one still meets the other:
 from __future__ import annotations
 
 import re
+from decimal import Decimal
 from typing import Any
 
 from sqlalchemy import Connection, Engine
@@ -120,6 +121,14 @@ def execute_readonly(engine: Engine, sql: str, limit: int) -> tuple[list[str], l
             connection.invalidate()
 
 
+def _number(cell: Any) -> Any:
+    """MySQL returns SUM and AVG as DECIMAL, which JSON cannot print: give what SQLite gives,
+    an int for a whole-number column (SUM of integers) and a float otherwise."""
+    if not isinstance(cell, Decimal):
+        return cell
+    return int(cell) if cell.as_tuple().exponent >= 0 else float(cell)
+
+
 def _run_guarded(connection: Connection, sql: str, limit: int) -> tuple[list[str], list[tuple[Any, ...]]]:
     if connection.dialect.name == "sqlite":
         connection.exec_driver_sql("PRAGMA query_only=ON")
@@ -131,7 +140,7 @@ def _run_guarded(connection: Connection, sql: str, limit: int) -> tuple[list[str
     if not result.returns_rows:
         raise ReadOnlyViolation(f"the statement returned no rows: {HINT}")
     columns = list(result.keys())
-    rows = [tuple(row) for row in result.fetchmany(limit)] if limit else []
+    rows = [tuple(_number(cell) for cell in row) for row in result.fetchmany(limit)] if limit else []
     connection.rollback()
     return columns, rows
 

@@ -10,6 +10,7 @@ from alembic.runtime.migration import MigrationContext
 from sqlalchemy import Engine, inspect, text
 
 from registry.db import (
+    VERSION_TABLE,
     check_schema,
     current_revision,
     downgrade,
@@ -40,6 +41,8 @@ GOLDEN_TABLES = {
     "metrics": "id run_id key step value logged_at",
     "checkpoints": "id run_id step path size_bytes sha256 is_best metric_value created_at",
     "evaluations": "id run_id checkpoint_id dataset_id split metric value step created_at",
+    "run_scores": "id run_id dataset_id dataset_key split best_psnr best_ssim best_ms_ssim best_lineart "
+    "best_lpips eval_count updated_at",
     "tags": "id run_id key value",
 }
 GOLDEN_VIEWS = {
@@ -66,7 +69,7 @@ def test_upgrade_from_empty_and_downgrade_to_base(db_url: str) -> None:
         downgrade(db_url)
         assert current_revision(db_url) == (None, head_revision())
         inspector = inspect(engine)
-        assert set(inspector.get_table_names()) <= {"alembic_version"}
+        assert set(inspector.get_table_names()) <= {"afi_alembic_version"}
         assert inspector.get_view_names() == []
         upgrade(db_url)
         check_schema(engine)
@@ -76,7 +79,8 @@ def test_upgrade_from_empty_and_downgrade_to_base(db_url: str) -> None:
 
 def test_models_match_the_migration(engine: Engine, backend: str) -> None:
     with engine.connect() as connection:
-        diff = compare_metadata(MigrationContext.configure(connection), Base.metadata)
+        context = MigrationContext.configure(connection, opts={"version_table": VERSION_TABLE})
+        diff = compare_metadata(context, Base.metadata)
     if backend == "mariadb":
         # MariaDB reports JSON columns as LONGTEXT; everything else must match.
         diff = [d for d in diff if not (d[0][0] == "modify_type" and "JSON" in repr(d[0][-1]))]

@@ -29,7 +29,7 @@ from registry.errors import DuplicateName, NotFound, RegistryError
 from registry.evaluations import add_evaluations
 from registry.experiments import get_experiment, get_or_create_experiment, list_experiments
 from registry.runs import get_run
-from registry.schema import SqlEvaluation, SqlFrame, SqlTriplet
+from registry.schema import SqlEvaluation, SqlFrame, SqlRunScore, SqlTriplet
 from registry.variants import NewVariant, get_or_create_variant, get_variant, list_variants
 from registry_factories import make_run
 
@@ -88,7 +88,7 @@ def test_remove_dataset_cascades_and_refuses_while_used(engine: Engine) -> None:
     with session_scope(engine) as s:
         assert remove_dataset(s, "toy", force=True).name == "toy"
     with session_scope(engine) as s:
-        for table in (SqlFrame, SqlTriplet, SqlEvaluation):
+        for table in (SqlFrame, SqlTriplet, SqlEvaluation, SqlRunScore):
             assert s.scalar(select(func.count()).select_from(table)) == 0
         assert get_run(s, run.id).dataset is None
 

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 from sqlalchemy import Engine, text
 
 from registry.db import session_scope
 from registry.errors import ReadOnlyViolation
+from registry.evaluations import add_evaluations
 from registry.sql import check_readonly, execute_readonly, run_readonly
 from registry_factories import make_run
 
@@ -73,3 +76,14 @@ def test_the_database_refuses_writes_even_past_the_text_check(engine: Engine) ->
     with session_scope(engine) as s:  # and pooled connections are writable again afterwards
         assert s.scalar(text("SELECT name FROM runs")) == "keep"
     make_run(engine, "created", name="still-writable")
+
+
+def test_sums_and_averages_come_back_as_numbers(engine: Engine) -> None:
+    # MariaDB computes SUM and AVG as DECIMAL; rows must hold what SQLite gives, for `--json`.
+    run = make_run(engine, "completed", name="r")
+    with session_scope(engine) as s:
+        add_evaluations(s, run.id, {"psnr": 30.0, "ssim": 0.5, "lpips": 0.25}, split="val", step=1)
+    _, rows = run_readonly(engine, "SELECT SUM(evals), AVG(evals), AVG(psnr), SUM(stage) FROM leaderboard")
+    assert rows == [(3, 3.0, 30.0, 0)]
+    assert [type(cell) for cell in rows[0]] == [int, float, float, int]
+    assert json.loads(json.dumps(rows)) == [[3, 3.0, 30.0, 0]]

@@ -9,10 +9,16 @@ from __future__ import annotations
 from alembic import context
 from sqlalchemy import Connection
 
-from registry.db import make_engine, resolve_url
+from registry.db import VERSION_TABLE, make_engine, resolve_url
 from registry.schema import Base
 
 config = context.config
+
+
+def registry_table(name: str | None, type_: str, parent_names: object) -> bool:
+    """Autogenerate compares only the registry's tables: Optuna keeps its studies in the same
+    database (its tables start with `studies`, `trials`, ...), and they are not ours to migrate."""
+    return type_ != "table" or name in Base.metadata.tables
 
 
 def run_on(connection: Connection) -> None:
@@ -22,6 +28,8 @@ def run_on(connection: Connection) -> None:
         target_metadata=Base.metadata,
         render_as_batch=True,
         compare_type=True,
+        version_table=VERSION_TABLE,
+        include_name=registry_table,
     )
     with context.begin_transaction():
         context.run_migrations()
@@ -30,7 +38,13 @@ def run_on(connection: Connection) -> None:
 def run_migrations() -> None:
     url = resolve_url(config.get_main_option("sqlalchemy.url") or None)
     if context.is_offline_mode():
-        context.configure(url=url, target_metadata=Base.metadata, literal_binds=True, render_as_batch=True)
+        context.configure(
+            url=url,
+            target_metadata=Base.metadata,
+            literal_binds=True,
+            render_as_batch=True,
+            version_table=VERSION_TABLE,
+        )
         with context.begin_transaction():
             context.run_migrations()
         return
