@@ -1,0 +1,108 @@
+"""Where the loop's reports go: the registry (metrics, heartbeats) and TensorBoard."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+from torchvision.utils import make_grid
+
+from afi.train.loop import Callback, ImageSample, StepReport, StopFlag
+from registry import metrics as registry_metrics
+from registry import runs as registry_runs
+from registry.db import session_scope
+
+# Often enough that `afi worker` finds a dead run within a minute or two, rarely enough that it
+# costs nothing: one short UPDATE.
+HEARTBEAT_EVERY_S = 15.0
+
+
+class RegistryCallback(Callback):
+    """Metrics to the registry (buffered, idempotent by step), heartbeats, and the run's step.
+
+    A heartbeat that finds the run no longer `running` (cancelled, or marked stale by a worker
+    that thought this process dead) asks the loop to stop.
+    """
+
+    def __init__(
+        self, engine: Any, run_id: int, stop: StopFlag, train_seconds: float = 0.0
+    ) -> None:
+        self.engine = engine
+        self.run_id = run_id
+        self.stop = stop
+        self.logger = registry_metrics.MetricLogger(engine, run_id)
+        # Training time of earlier attempts, plus this attempt's wall time.
+        self.previous_seconds = train_seconds
+        self.started = time.monotonic()
+        self.last_beat = self.started
+
+    @property
+    def train_seconds(self) -> float:
+        return self.previous_seconds + time.monotonic() - self.started
+
+    def on_step(self, step: int) -> None:
+        if time.monotonic() - self.last_beat >= HEARTBEAT_EVERY_S:
+            self.beat(step)
+
+    def beat(self, step: int) -> None:
+        with session_scope(self.engine) as session:
+            status = registry_runs.heartbeat(session, self.run_id, step=step)
+            if status == "running":
+                registry_runs.update_run(session, self.run_id, train_seconds=self.train_seconds)
+        self.last_beat = time.monotonic()
+        if status != "running":
+            self.stop.request(f"the run is {status} in the registry")
+
+    def on_log(self, report: StepReport) -> None:
+        self.logger.log_many(report.step, {**report.stats, **report.perf})
+
+    def on_validation(self, step: int, values: dict[str, float]) -> None:
+        self.logger.log_many(step, {f"val/{name}": value for name, value in values.items()})
+
+    def on_flush(self) -> None:
+        self.logger.flush()
+
+    def on_end(self, step: int, outcome: str) -> None:
+        self.logger.close()
+
+
+class TensorBoardCallback(Callback):
+    """Scalars and image grids under AFI_HOME/tb/<run id>; `afi tensorboard` serves them."""
+
+    def __init__(self, log_dir: Path, start_step: int = 0) -> None:
+        from torch.utils.tensorboard import SummaryWriter  # imports tensorboard: only when used
+
+        # purge_step hides events a killed attempt wrote past the checkpoint this one resumes from.
+        self.writer = SummaryWriter(log_dir=str(log_dir), purge_step=start_step or None)
+
+    def on_log(self, report: StepReport) -> None:
+        for key, value in {**report.stats, **report.perf}.items():
+            self.writer.add_scalar(key, value, report.step)
+
+    def on_images(self, sample: ImageSample) -> None:
+        self.writer.add_image(
+            "images/inputs|prediction|truth|error", image_grid(sample), sample.step
+        )
+
+    def on_validation(self, step: int, values: dict[str, float]) -> None:
+        for name, value in values.items():
+            self.writer.add_scalar(f"val/{name}", value, step)
+
+    def on_notice(self, message: str) -> None:
+        self.writer.add_text("notices", message)
+
+    def on_flush(self) -> None:
+        self.writer.flush()
+
+    def on_end(self, step: int, outcome: str) -> None:
+        self.writer.close()
+
+
+def image_grid(sample: ImageSample) -> torch.Tensor:
+    """(3, H', W'): one row per sample: its inputs, the prediction, the truth, and |error| x 4."""
+    error = ((sample.prediction - sample.truth).abs() * 4).clamp(0, 1)
+    columns = [*sample.inputs, sample.prediction, sample.truth, error]  # each (N, 3, H, W)
+    tiles = torch.stack(columns, dim=1).flatten(0, 1)  # (N * columns, 3, H, W), row-major
+    return make_grid(tiles, nrow=len(columns), padding=2, pad_value=1.0)

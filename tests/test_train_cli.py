@@ -1,0 +1,74 @@
+"""`afi run create --start`, `afi run start` and `afi tensorboard` through the real CLI."""
+
+from __future__ import annotations
+
+import json
+
+import torch
+from typer.testing import CliRunner
+
+from afi.cli.main import app
+from train_factories import DATASET, make_dataset
+
+runner = CliRunner()
+
+
+def afi(url: str, *args: str):
+    return runner.invoke(app, ["--db", url, *args])
+
+
+def one_line_error(result, code: int, fragment: str) -> None:
+    assert result.exit_code == code, result.output
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and fragment in lines[0], result.stderr
+
+
+def test_create_start_trains_logs_to_tensorboard_and_refuses_a_second_start(engine, afi_home):
+    torch.set_num_threads(1)
+    make_dataset(engine)
+    url = engine.url.render_as_string(hide_password=False)
+    created = afi(
+        url,
+        "run",
+        "create",
+        "--dataset",
+        DATASET,
+        "--res",
+        "32",
+        "--steps",
+        "3",
+        "--batch",
+        "2",
+        "--width",
+        "8",
+        "--depth",
+        "2",
+        "--start",
+        "--json",
+    )
+    assert created.exit_code == 0, created.output
+    record = json.loads(created.stdout)
+    assert (record["status"], record["step"]) == ("completed", 3)
+    assert list((afi_home / "tb" / str(record["id"])).glob("events.out.tfevents.*"))
+
+    shown = json.loads(afi(url, "run", "show", str(record["id"]), "--json").stdout)
+    assert {"val/psnr", "loss/G/total"} <= {m["key"] for m in shown["metrics"]}
+    assert [c["is_best"] for c in shown["checkpoints"]] == [True]
+    assert {e["metric"] for e in shown["evaluations"]} >= {"psnr", "ssim", "lineart"}
+
+    one_line_error(
+        afi(url, "run", "start", str(record["id"])), 2, "is completed: nothing left to train"
+    )
+
+
+def test_bad_start_requests_are_one_line_errors(engine, afi_home):
+    url = engine.url.render_as_string(hide_password=False)
+    one_line_error(
+        afi(url, "run", "create", "--start", "--queue"), 2, "--start trains the run here"
+    )
+    run_id = afi(url, "run", "create", "--width", "8", "--depth", "2").stdout.strip()
+    one_line_error(afi(url, "run", "start", run_id), 2, "has no dataset")
+    assert (
+        json.loads(afi(url, "run", "show", run_id, "--json").stdout)["run"]["status"] == "created"
+    )
+    one_line_error(afi(url, "tensorboard", "--run", run_id), 2, "no TensorBoard logs")

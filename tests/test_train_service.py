@@ -1,0 +1,228 @@
+"""The trainer end to end on a real registry (SQLite and MariaDB): exact resume after SIGKILL,
+preemption by SIGTERM, a two-stage curriculum, and a corrupt checkpoint."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+
+from afi.config import StageConfig
+from afi.train.loop import Callback
+from afi.train.service import start_run
+from registry import checkpoints as registry_checkpoints
+from registry import evaluations as registry_evaluations
+from registry import runs as registry_runs
+from registry.db import session_scope
+from registry.leaderboard import LeaderboardQuery, leaderboard
+from train_factories import (
+    assert_same_weights,
+    final_weights,
+    make_dataset,
+    metric_rows,
+    new_run,
+    tiny_config,
+)
+
+AFI = str(Path(sys.executable).with_name("afi"))
+STEPS = 16
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    # Same thread count in this process and in the `afi` subprocesses: CPU kernels may split
+    # reductions by thread, and bitwise comparisons need the same split.
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture
+def dataset(engine, afi_home):
+    make_dataset(engine)
+
+
+def get_run(engine, run_id):
+    with session_scope(engine) as session:
+        return registry_runs.get_run(session, run_id)
+
+
+def start_afi(engine, run_id: int, *flags: str) -> subprocess.Popen:
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    url = engine.url.render_as_string(hide_password=False)
+    return subprocess.Popen(
+        [AFI, "--db", url, "run", "start", str(run_id), *flags],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
+def wait_for_checkpoint(engine, run_id: int, process: subprocess.Popen, min_step: int) -> int:
+    """Poll until the run has a checkpoint at `min_step` or later; returns its step."""
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        assert process.poll() is None, process.communicate()
+        with session_scope(engine) as session:
+            latest = registry_checkpoints.latest_checkpoint(session, run_id)
+        if latest is not None and latest.step >= min_step:
+            return latest.step
+        time.sleep(0.1)  # each look is a write-locking transaction on SQLite: keep them rare
+    raise AssertionError("no checkpoint within 120 s")
+
+
+def evaluation_steps(engine, run_id: int) -> list[int]:
+    with session_scope(engine) as session:
+        rows = registry_evaluations.list_evaluations(session, run_id)
+    return sorted(e.step for e in rows if e.metric == "psnr")
+
+
+class Notices(Callback):
+    def __init__(self) -> None:
+        self.messages: list[str] = []
+
+    def on_notice(self, message: str) -> None:
+        self.messages.append(message)
+
+
+def test_sigkill_halfway_then_resume_matches_an_uninterrupted_run(engine, dataset):
+    config = tiny_config(steps=STEPS, ckpt_every=4, val_every=8)
+    straight = start_run(engine, new_run(engine, config).id)
+    assert straight.status == "completed" and straight.step == STEPS
+
+    killed = new_run(engine, config)
+    process = start_afi(engine, killed.id)
+    wait_for_checkpoint(engine, killed.id, process, min_step=int(os.environ.get("KILL_AT", 4)))
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    interrupted = get_run(engine, killed.id)
+    assert interrupted.status == "running" and interrupted.step < STEPS, (
+        "killed too late to test a resume"
+    )
+
+    notices = Notices()
+    resumed = start_run(engine, killed.id, resume=True, callbacks=[notices])
+    assert resumed.status == "completed" and resumed.step == STEPS
+    assert resumed.attempt == 2
+    print(f"killed at step {interrupted.step}; {notices.messages}")
+    assert_same_weights(final_weights(engine, straight.id), final_weights(engine, killed.id))
+    assert metric_rows(engine, killed.id) == metric_rows(engine, straight.id)
+    assert evaluation_steps(engine, killed.id) == evaluation_steps(engine, straight.id) == [8, 16]
+
+
+def test_sigterm_preempts_at_the_current_step_and_resume_completes(engine, dataset):
+    run = new_run(engine, tiny_config(steps=STEPS, ckpt_every=5, val_every=5))
+    process = start_afi(engine, run.id)
+    wait_for_checkpoint(engine, run.id, process, min_step=5)
+    process.send_signal(signal.SIGTERM)
+    _, stderr = process.communicate(timeout=60)
+    assert process.returncode == 1
+    preempted = get_run(engine, run.id)
+    assert preempted.status == "preempted", stderr
+    assert f"afi run start {run.name} --resume" in stderr and "SIGTERM" in preempted.message
+    with session_scope(engine) as session:
+        assert registry_checkpoints.latest_checkpoint(session, run.id).step == preempted.step
+    assert 5 <= preempted.step < STEPS
+
+    resumed = start_run(engine, run.id, resume=True)
+    assert resumed.status == "completed" and resumed.step == STEPS
+
+
+class StopAt(Callback):
+    """Sends this process SIGTERM at `step`, as a spot preemption notice would."""
+
+    def __init__(self, step: int) -> None:
+        self.step = step
+
+    def on_step(self, step: int) -> None:
+        if step == self.step:
+            os.kill(os.getpid(), signal.SIGTERM)
+
+
+def test_truncated_checkpoint_is_refused_and_the_one_before_is_used(engine, dataset):
+    config = tiny_config(steps=12, ckpt_every=3, val_every=3, keep_last=3)
+    straight = start_run(engine, new_run(engine, config).id)
+
+    run = new_run(engine, config)
+    stopped = start_run(engine, run.id, callbacks=[StopAt(7)])
+    assert stopped.status == "preempted" and stopped.step == 7
+    with session_scope(engine) as session:
+        latest = registry_checkpoints.latest_checkpoint(session, run.id)
+    assert latest.step == 7
+    with open(latest.path, "r+b") as handle:
+        handle.truncate(latest.size_bytes // 3)
+
+    notices = Notices()
+    resumed = start_run(engine, run.id, resume=True, callbacks=[notices])
+    assert resumed.status == "completed"
+    assert (
+        "fails its sha256 check" in notices.messages[0]
+        and "using the one before" in notices.messages[0]
+    )
+    assert "resumed from step 6" in notices.messages[1]
+    assert Path(latest.path + ".corrupt").exists()
+    assert_same_weights(final_weights(engine, straight.id), final_weights(engine, run.id))
+    assert evaluation_steps(engine, run.id) == [3, 6, 9, 12]
+
+
+def test_two_stage_curriculum_starts_the_child_from_the_parents_best_checkpoint(engine, dataset):
+    stages = (
+        StageConfig(width=32, height=32, steps=6, batch=2, lr=1e-3),
+        # A negligible rate: the child ends where it started, so its weights show where that was.
+        StageConfig(width=48, height=48, steps=2, batch=2, lr=1e-12, lr_schedule="constant"),
+    )
+    parent = new_run(engine, tiny_config(stages=stages, val_every=2, ckpt_every=2, keep_last=1))
+    child = start_run(engine, parent.id)
+
+    assert child.status == "completed" and child.parent_run_id == parent.id
+    assert (child.stage, child.width, child.height, child.total_steps) == (1, 48, 48, 2)
+    assert get_run(engine, parent.id).status == "completed"
+    with session_scope(engine) as session:
+        best = registry_checkpoints.best_checkpoint(session, parent.id)
+        board = leaderboard(session, LeaderboardQuery(best_per_variant=False))
+    parent_best = torch.load(best.path, weights_only=True)["model"]
+    child_final = final_weights(engine, child.id)
+    for key, value in parent_best.items():
+        torch.testing.assert_close(child_final[f"model.{key}"], value, rtol=0, atol=1e-6)
+    assert {row.run_id for row in board} == {parent.id, child.id}
+    assert {row.resolution for row in board} == {"32", "48"}
+
+
+@pytest.mark.skipif(
+    not os.environ.get("AFI_TEST_DDP"),
+    reason="two torchrun processes take ~30 s: AFI_TEST_DDP=1 runs it",
+)
+def test_torchrun_two_processes_on_gloo(engine, dataset):
+    run = new_run(engine, tiny_config(steps=6, ckpt_every=3, val_every=3, disc="patchgan"))
+    url = engine.url.render_as_string(hide_password=False)
+    torchrun = str(Path(sys.executable).with_name("torchrun"))
+    finished = subprocess.run(
+        [
+            torchrun,
+            "--standalone",
+            "--nproc_per_node",
+            "2",
+            AFI,
+            "--db",
+            url,
+            "run",
+            "start",
+            str(run.id),
+        ],
+        env={**os.environ, "OMP_NUM_THREADS": "1"},
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert finished.returncode == 0, finished.stderr[-2000:]
+    record = get_run(engine, run.id)
+    assert (record.status, record.step) == ("completed", 6)
+    assert evaluation_steps(engine, run.id) == [3, 6]
