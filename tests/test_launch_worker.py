@@ -1,0 +1,166 @@
+"""Local workers: two drain an ablation, each run completes once, the leaderboard groups it by
+grid key; a worker SIGKILLed mid-run leaves a stale run that another worker resumes to the end."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import time
+from pathlib import Path
+
+import pytest
+from sqlalchemy import Engine, func, select
+from typer.testing import CliRunner
+
+from afi.cli.main import app
+from afi.errors import UsageError
+from afi.launch.worker import WorkerOptions
+from launch_factories import EXPERIMENTS, TINY, afi_process, set_args, tiny_dataset
+from registry import checkpoints as registry_checkpoints
+from registry import runs as registry_runs
+from registry.db import session_scope
+from registry.schema import SqlEvaluation, SqlMetric
+
+runner = CliRunner()
+pytestmark = pytest.mark.slow
+
+
+def afi(db_url: str, *args: str):
+    return runner.invoke(app, ["--db", db_url, *args])
+
+
+def url_of(engine: Engine) -> str:
+    return engine.url.render_as_string(hide_password=False)
+
+
+def finish(process, timeout: float = 240) -> dict:
+    out, err = process.communicate(timeout=timeout)
+    assert process.returncode == 0, err
+    return json.loads(out)
+
+
+def test_two_workers_drain_the_ablation_grid(engine: Engine, afi_home: Path) -> None:
+    url = url_of(engine)
+    tiny_dataset(engine)
+    launched = afi(url, "experiment", "launch", str(EXPERIMENTS / "ablation-arch.toml"),
+                   *set_args([*TINY, "stage.steps=2"]), "--json")
+    assert launched.exit_code == 0, launched.output
+    runs = json.loads(launched.stdout)["runs"]
+    assert len(runs) == 6 and {r["status"] for r in runs} == {"queued"}
+    assert {(r["arch"], r["disc"]) for r in runs} == {
+        (a, d) for a in ("unet", "isnet") for d in ("none", "patchgan", "sn-resnet-sa")
+    }
+    # A three-stage curriculum shares the queue: its later stages are runs its worker creates.
+    curriculum = afi(url, "experiment", "launch", str(EXPERIMENTS / "curriculum.toml"),
+                     *set_args([*TINY, "stage.steps=2"]), "--json")
+    assert curriculum.exit_code == 0, curriculum.output
+
+    workers = [
+        afi_process(url, afi_home, "worker", "--until-empty", "--poll", "0.5", "--stale-after", "30", "--json")
+        for _ in range(2)
+    ]
+    reports = [finish(worker) for worker in workers]
+    trained = [outcome["run_id"] for report in reports for outcome in report["runs"]]
+    first_stage = json.loads(curriculum.stdout)["runs"][0]["id"]
+    assert sorted(trained) == sorted([r["id"] for r in runs] + [first_stage])  # each once, by one
+    assert all(report["runs"] for report in reports)  # both workers took a share
+    with session_scope(engine) as s:
+        stages = sorted(registry_runs.list_runs(s, experiment="curriculum"), key=lambda r: r.stage)
+    assert [(r.stage, r.status) for r in stages] == [(0, "completed"), (1, "completed"), (2, "completed")]
+    assert [r.parent_run_id for r in stages] == [None, stages[0].id, stages[1].id]
+
+    with session_scope(engine) as s:
+        records = registry_runs.list_runs(s, experiment="ablation-arch")
+    assert {(r.status, r.attempt) for r in records} == {("completed", 1)}
+    assert {r.accelerator for r in records} == {"local:1"}
+
+    shown = afi(url, "experiment", "show", "ablation-arch", "--json")
+    assert shown.exit_code == 0, shown.output
+    details = json.loads(shown.stdout)
+    assert details["progress"]["by_status"] == {"completed": 6}
+    assert len(details["leaderboard"]) == 6
+    groups = {(g["key"], g["value"]): g for g in details["groups"]}
+    assert set(groups) == {("arch", "unet"), ("arch", "isnet"), ("disc", "none"),
+                           ("disc", "patchgan"), ("disc", "sn-resnet-sa")}
+    assert [groups[("arch", a)]["evaluated"] for a in ("unet", "isnet")] == [3, 3]
+    assert [groups[("disc", d)]["evaluated"] for d in ("none", "patchgan", "sn-resnet-sa")] == [2, 2, 2]
+    assert all(g["best_psnr"] is not None for g in groups.values())
+    assert "leaderboard by psnr" in afi(url, "experiment", "show", "ablation-arch").stdout
+
+
+def test_killed_worker_run_is_requeued_and_resumed_without_duplicates(
+    engine: Engine, afi_home: Path, tmp_path: Path
+) -> None:
+    url = url_of(engine)
+    tiny_dataset(engine)
+    spec = tmp_path / "long.toml"
+    spec.write_text("[[stages]]\nsteps = 60\n")
+    launched = afi(url, "experiment", "launch", str(spec),
+                   *set_args([*TINY, "val_every=10", "ckpt_every=10"]), "--json")
+    assert launched.exit_code == 0, launched.output
+    run_id = json.loads(launched.stdout)["runs"][0]["id"]
+
+    worker = ("worker", "--poll", "0.5", "--stale-after", "5")
+    doomed = afi_process(url, afi_home, *worker, "--once")
+    wait_for(lambda: _run(engine, run_id).status == "running", doomed)
+    # Started now, the rescuer finds nothing queued and waits for the running run to end.
+    rescuer = afi_process(url, afi_home, *worker, "--until-empty", "--json")
+    wait_for(lambda: _checkpoint_steps(engine, run_id), doomed)  # mid-run: a checkpoint is written
+    os.kill(doomed.pid, signal.SIGKILL)
+    doomed.communicate()
+    killed = _run(engine, run_id)
+    assert killed.status == "running" and 0 < killed.step < 60  # nobody told the registry
+
+    report = finish(rescuer)
+    assert report["requeued"] == [run_id]
+    assert [o["run_id"] for o in report["runs"]] == [run_id]
+    with session_scope(engine) as s:
+        run = registry_runs.get_run(s, run_id)
+        loss_steps = s.scalars(
+            select(SqlMetric.step).where(SqlMetric.run_id == run_id, SqlMetric.key == "loss/G/total")
+        ).all()
+        duplicates = s.scalar(
+            select(func.count()).select_from(
+                select(SqlEvaluation.metric, SqlEvaluation.step)
+                .where(SqlEvaluation.run_id == run_id)
+                .group_by(SqlEvaluation.metric, SqlEvaluation.step)
+                .having(func.count() > 1)
+                .subquery()
+            )
+        )
+    assert (run.status, run.attempt, run.step) == ("completed", 2, 60)
+    assert sorted(loss_steps) == list(range(1, 61))  # each step logged once, replays included
+    assert duplicates == 0
+    assert run.gpu_hours > 0  # both attempts accrued their time
+
+
+def wait_for(condition, process, timeout: float = 180) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert process.poll() is None, process.communicate()
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.2)
+
+
+def _run(engine: Engine, run_id: int):
+    with session_scope(engine) as s:
+        return registry_runs.get_run(s, run_id)
+
+
+def _checkpoint_steps(engine: Engine, run_id: int) -> list[int]:
+    with session_scope(engine) as s:
+        return [c.step for c in registry_checkpoints.list_checkpoints(s, run_id)]
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        (WorkerOptions(max_parallel=0), "--max-parallel must be at least 1"),
+        (WorkerOptions(mode="sometimes"), "unknown worker mode"),
+        (WorkerOptions(stale_after_s=5, poll_s=5), "must be at least 3 poll intervals"),
+    ],
+)
+def test_bad_worker_options(options: WorkerOptions, message: str) -> None:
+    with pytest.raises(UsageError, match=message):
+        options.validate()
