@@ -135,6 +135,28 @@ def test_killed_worker_run_is_requeued_and_resumed_without_duplicates(
     assert run.gpu_hours > 0  # both attempts accrued their time
 
 
+def test_worker_stopped_with_sigterm_requeues_its_run(
+    engine: Engine, afi_home: Path, tmp_path: Path
+) -> None:
+    url = url_of(engine)
+    tiny_dataset(engine)
+    spec = tmp_path / "long.toml"
+    spec.write_text("[[stages]]\nsteps = 100000\n")
+    launched = afi(url, "experiment", "launch", str(spec),
+                   *set_args([*TINY, "val_every=1000"]), "--json")
+    assert launched.exit_code == 0, launched.output
+    run_id = json.loads(launched.stdout)["runs"][0]["id"]
+
+    worker = afi_process(url, afi_home, "worker", "--once", "--poll", "0.5", "--stale-after", "5")
+    wait_for(lambda: _checkpoint_steps(engine, run_id), worker)  # mid-run: training steps
+    worker.send_signal(signal.SIGTERM)
+    _, err = worker.communicate(timeout=120)
+    assert worker.returncode == 0, err
+    assert "could not requeue" not in err
+    run = _run(engine, run_id)
+    assert (run.status, run.attempt) == ("queued", 1)  # the trainer's preempted, then queued
+
+
 def wait_for(condition, process, timeout: float = 180) -> None:
     deadline = time.monotonic() + timeout
     while not condition():

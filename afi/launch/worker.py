@@ -174,7 +174,8 @@ class Worker:
                     s, run.id, accelerator=f"{LOCAL_ACCELERATOR}:1", hourly_price=0.0
                 )
         process = self._context.Process(
-            target=train_in_child, args=(self.db_url, run.id, self._lifeline), name=f"afi-run-{run.id}"
+            target=train_in_child, args=(self.db_url, run.id, self.worker_id, self._lifeline),
+            name=f"afi-run-{run.id}",
         )
         process.start()
         self.active[run.id] = _Active(run, process, UsageMeter(self.engine, run))
@@ -237,17 +238,29 @@ class Worker:
             active.meter.record()
             try:
                 with session_scope(self.engine) as s:
-                    run = registry_runs.get_run(s, run_id)
-                    if run.status == "running":
-                        run = registry_runs.transition(
-                            s, run_id, "preempted", expected={"running"},
-                            message=f"worker {self.worker_id} stopped",
-                        )
-                    if run.status == "preempted":
-                        registry_runs.transition(s, run_id, "queued", expected={"preempted"})
+                    requeue_stopped(s, run_id, self.worker_id)
             except RegistryError as exc:  # unreachable: the stale sweep of another worker copes
                 log.warning("could not requeue run %s: %s", run_id, exc)
             del self.active[run_id]
+
+
+def requeue_stopped(s: Any, run_id: int, worker_id: str) -> None:
+    """Queue again a run whose training `worker_id` stopped: running -> preempted -> queued, or
+    preempted -> queued where the trainer, stopping on SIGTERM, marked it preempted itself (even
+    between our read and our write: transitions lock the row). Runs that ended, or that are no
+    longer this worker's, are left as they are."""
+    run = registry_runs.get_run(s, run_id)
+    if run.status == "running" and run.worker_id == worker_id:
+        try:
+            registry_runs.transition(
+                s, run_id, "preempted", expected={"running"}, message=f"worker {worker_id} stopped"
+            )
+        except InvalidTransition:
+            pass  # the trainer got there first: the run is preempted, or it finished
+    try:
+        registry_runs.transition(s, run_id, "queued", expected={"preempted"})
+    except InvalidTransition:
+        pass  # it ended (completed, failed, cancelled): nothing to resume
 
 
 def sweep_stale(engine: Any, stale_after_s: float, requeue_backend: str = "local") -> list[int]:
@@ -290,24 +303,15 @@ def _ready() -> None:
     """A child that does nothing: starting it starts the fork server."""
 
 
-def train_in_child(db_url: str, run_id: int, lifeline: Any) -> None:
-    """Child process body: train one claimed run; exit at once if the worker dies."""
+def train_in_child(db_url: str, run_id: int, worker_id: str, lifeline: Any) -> None:
+    """Child process body: train one run `worker_id` claimed, and its later curriculum stages;
+    exit at once if the worker dies."""
     _exit_with_worker(lifeline)
-    from afi.config import RunConfig
-    from afi.train.device import setup_device
-    from afi.train.service import start_run, train_stage_run
+    from afi.train.service import start_run
 
     engine = make_engine(db_url)
     try:
-        with session_scope(engine) as s:
-            run = registry_runs.get_run(s, run_id)
-        # The run is running under this worker's claim, which start_run would take for a live
-        # owner's: train the claimed stage directly, then let start_run go on through the
-        # curriculum (it resumes a completed run with its next stage).
-        setup = setup_device(RunConfig.from_dict(run.config or {}).precision)
-        run = train_stage_run(engine, run, setup)
-        if run.status == "completed" and run.stage + 1 < run.stage_count:
-            start_run(engine, run.id, resume=True)
+        start_run(engine, run_id, resume=True, claimed_by=worker_id)
     finally:
         engine.dispose()
 

@@ -7,7 +7,6 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from torchvision.utils import make_grid
 
 from afi.train.loop import Callback, ImageSample, StepReport, StopFlag
 from registry import metrics as registry_metrics
@@ -102,6 +101,8 @@ class TensorBoardCallback(Callback):
 
 def image_grid(sample: ImageSample) -> torch.Tensor:
     """(3, H', W'): one row per sample: its inputs, the prediction, the truth, and |error| x 4."""
+    from torchvision.utils import make_grid  # torchvision takes seconds to import: only when used
+
     error = ((sample.prediction - sample.truth).abs() * 4).clamp(0, 1)
     columns = [*sample.inputs, sample.prediction, sample.truth, error]  # each (N, 3, H, W)
     tiles = torch.stack(columns, dim=1).flatten(0, 1)  # (N * columns, 3, H, W), row-major

@@ -49,6 +49,7 @@ from registry import datasets as registry_datasets
 from registry import runs as registry_runs
 from registry.clock import utcnow
 from registry.db import session_scope
+from registry.errors import InvalidTransition
 from registry.records import RunRecord
 
 # A running run whose worker is on another host counts as dead after this long without a heartbeat.
@@ -194,6 +195,9 @@ def _next_stage(engine: Any, parent: RunRecord, callbacks: Sequence[Callback]) -
                 parent_run_id=parent.id,
                 backend=parent.backend,
                 host=socket.gethostname(),
+                accelerator=parent.accelerator,
+                spot=parent.spot,
+                hourly_price=parent.hourly_price,
                 seed=parent.seed,
                 config=parent.config,
                 config_hash=parent.config_hash,
@@ -340,12 +344,12 @@ def _finish(
 ) -> RunRecord:
     """Move the run to its final state, unless the registry already moved it (cancelled, stale)."""
     with session_scope(engine) as session:
-        current = registry_runs.get_run(session, record.id)
-        if current.status != "running":
-            return current
-        return registry_runs.transition(
-            session, record.id, status, expected={"running"}, message=message, **fields
-        )
+        try:
+            return registry_runs.transition(
+                session, record.id, status, expected={"running"}, message=message, **fields
+            )
+        except InvalidTransition:  # checked under the row's lock: a worker may move it any time
+            return registry_runs.get_run(session, record.id)
 
 
 def _datasets(engine: Any, record: RunRecord, plan: StagePlan) -> tuple[Any, Any]:
