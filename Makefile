@@ -11,7 +11,7 @@ PYTEST_ARGS ?= -n 2 -q -rs --durations=15
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
-	$(BIN)/pip install -q -e '.[dev]'
+	$(BIN)/pip install -q -e '.[dev,cloud]'
 	rm -f $(VENV)/.installed-*
 	touch $@
 
@@ -26,7 +26,9 @@ test: env
 	else \
 		echo "MariaDB unreachable on 127.0.0.1:3306: the MariaDB leg is SKIPPED (mandatory when CI=true)"; \
 	fi
-	OMP_NUM_THREADS=1 $(BIN)/pytest $(PYTEST_ARGS)
+	OMP_NUM_THREADS=1 $(BIN)/pytest $(PYTEST_ARGS) -m "not e2e"
+	@echo "end-to-end: afi quickstart --minutes 2 on its own, so its time budget holds"
+	$(BIN)/pytest -q -rs -m e2e
 
 bench: env
 	$(BIN)/python bench/registry.py

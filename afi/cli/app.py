@@ -1,0 +1,160 @@
+"""The CLI's shared edge: global options, the error boundary, and output helpers.
+
+Every command is wrapped by `command`, which turns AfiError / RegistryError into one red line on
+stderr and an exit code (1 failure, 2 bad usage); tracebacks only with `afi --debug`.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import os
+import sys
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from typing import Annotated, Any, TypeVar
+
+import typer
+from rich.console import Console
+from rich.markup import escape
+from rich.table import Table
+from rich.text import Text
+
+from afi.errors import AfiError, UsageError
+from registry.errors import RegistryError
+
+
+def _console_width() -> int | None:
+    """Rich wraps at 80 columns when output is piped; tables read better unwrapped in files."""
+    if sys.stdout.isatty() or os.environ.get("COLUMNS"):
+        return None
+    return 200
+
+
+console = Console(width=_console_width())
+err_console = Console(stderr=True, width=_console_width())
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")]
+
+
+@dataclass
+class AppState:
+    """Options given before the command (`afi --db URL --debug run list`)."""
+
+    db: str | None = None
+    debug: bool = False
+    _engine: Any = None
+
+    def engine(self) -> Any:
+        """The registry engine, schema checked; an empty database is upgraded on first use."""
+        if self._engine is None:
+            from afi.db import open_registry
+
+            self._engine = open_registry(self.db)
+        return self._engine
+
+    def reset(self, db: str | None, debug: bool) -> None:
+        if self._engine is not None:
+            self._engine.dispose()
+        self.db, self.debug, self._engine = db, debug, None
+
+
+state = AppState()
+
+
+def new_app(help_text: str) -> typer.Typer:
+    """A Typer (sub-)app with AFI's settings: no rich tracebacks, `-h` as well as `--help`."""
+    return typer.Typer(
+        help=help_text,
+        no_args_is_help=True,
+        pretty_exceptions_enable=False,
+        add_completion=False,
+        context_settings={"help_option_names": ["-h", "--help"]},
+    )
+
+
+def fail(message: str, code: int = 1) -> typer.Exit:
+    err_console.print(f"[bold red]error:[/bold red] {escape(message)}", highlight=False, soft_wrap=True)
+    return typer.Exit(code)
+
+
+def command(fn: F) -> F:
+    """The one error boundary: domain errors become one line and an exit code, nothing more."""
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return fn(*args, **kwargs)
+        except (typer.Exit, typer.Abort):
+            raise
+        except AfiError as exc:
+            if state.debug:
+                raise
+            raise fail(str(exc), exc.exit_code) from None
+        except RegistryError as exc:
+            if state.debug:
+                raise
+            raise fail(str(exc), 1) from None
+        except KeyboardInterrupt:
+            raise fail("interrupted", 130) from None
+        except Exception as exc:  # a bug: still one line, the traceback is behind --debug
+            if state.debug:
+                raise
+            raise fail(
+                f"internal error: {type(exc).__name__}: {exc} (rerun with `afi --debug ...` "
+                "for the traceback and report it)"
+            ) from None
+
+    return wrapper  # type: ignore[return-value]
+
+
+def print_json(data: Any) -> None:
+    """Machine-readable output: plain JSON on stdout, never wrapped or coloured."""
+    sys.stdout.write(json.dumps(data, indent=2, default=str) + "\n")
+
+
+def format_cell(value: Any) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, float):
+        if value != value:  # NaN
+            return "-"
+        return f"{value:.4g}" if abs(value) < 1e4 else f"{value:,.0f}"
+    return str(value)
+
+
+def print_table(
+    columns: Sequence[str], rows: Iterable[Sequence[Any]], title: str | None = None
+) -> None:
+    table = Table(title=title, header_style="bold", show_lines=False)
+    for column in columns:
+        table.add_column(column, overflow="fold")
+    for row in rows:
+        table.add_row(*(Text(format_cell(v)) for v in row))
+    console.print(table)
+
+
+def print_fields(pairs: Iterable[tuple[str, Any]], title: str | None = None) -> None:
+    """A two-column key/value table for `show` commands."""
+    table = Table(title=title, show_header=False, box=None, padding=(0, 2))
+    table.add_column(style="bold")
+    table.add_column(overflow="fold")
+    for key, value in pairs:
+        text = json.dumps(value) if isinstance(value, (dict, list)) else format_cell(value)
+        table.add_row(key, Text(text))
+    console.print(table)
+
+
+def parse_tags(items: Sequence[str]) -> dict[str, str]:
+    """`--tag k=v` options into a dict; a malformed one is bad usage."""
+    tags: dict[str, str] = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise UsageError(f"bad tag {item!r}: use --tag key=value")
+        tags[key.strip()] = value.strip()
+    return tags

@@ -1,0 +1,39 @@
+"""`afi quickstart`: data -> ablation -> evaluation -> leaderboard -> video, on this machine."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from afi.cli.app import command, console, state
+from afi.cli.leaderboard import print_leaderboard
+from registry.db import resolve_url
+
+
+@command
+def quickstart(
+    minutes: Annotated[float, typer.Option(help="Time budget for the whole job, in minutes.")] = 10.0,
+    size: Annotated[int, typer.Option(help="Frame size of the synthetic cartoons and the runs.")] = 128,
+    parallel: Annotated[int, typer.Option(help="Runs trained at the same time.")] = 2,
+    seed: Annotated[int, typer.Option(help="Random seed for data and runs.")] = 0,
+) -> None:
+    """Synthesise cartoons, train a small U-Net/IS-Net x discriminator ablation sized to the time
+    budget, evaluate it against the classical baselines, rank it and interpolate a clip to 2x."""
+    from afi.quickstart import QuickstartOptions, run_quickstart  # torch: only for this command
+
+    options = QuickstartOptions(minutes=minutes, size=size, parallel=parallel, seed=seed)
+    result = run_quickstart(
+        state.engine(), resolve_url(state.db), options,
+        report=lambda line: console.print(line, highlight=False),
+    )
+    print_leaderboard(result.leaderboard, "psnr")
+    verdict = "every model beats" if result.beats_blend() else "NOT every model beats"
+    console.print(f"{verdict} the blend baseline on PSNR ({result.dataset}, test split)")
+    console.print(f"done in {result.elapsed_s / 60:.1f} min. Where everything is:")
+    console.print(f"  registry     {result.registry_url}   (try: afi sql \"SELECT * FROM leaderboard\")")
+    console.print(f"  experiment   {result.experiment}   (afi experiment show {result.experiment};"
+                  f" afi report {result.experiment} -o report.html)")
+    console.print(f"  tensorboard  {result.tensorboard}   (afi tensorboard)")
+    console.print(f"  video        {result.video.output}   ({result.video.output_frames} frames at"
+                  f" {result.video.output_fps:g} fps, from {result.clip.name})")

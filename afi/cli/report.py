@@ -1,0 +1,22 @@
+"""`afi report EXPERIMENT -o report.html`: a self-contained page to read or send."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from afi.cli.app import command, console, state
+from afi.report.html import write_report
+
+
+@command
+def report(
+    experiment: Annotated[str, typer.Argument(help="Experiment name (see `afi experiment list`).")],
+    output: Annotated[Path, typer.Option("-o", "--output", help="HTML file to write.")] = Path("report.html"),
+    samples: Annotated[int, typer.Option(help="Sample interpolations per run.")] = 3,
+) -> None:
+    """Write one self-contained HTML page: leaderboard, metric curves, sample interpolations."""
+    path = write_report(state.engine(), experiment, output, samples=samples)
+    console.print(f"report written to {path.resolve()}")
