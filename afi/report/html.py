@@ -35,7 +35,7 @@ from registry.records import DatasetRecord, LeaderboardRow, RunRecord, TripletRe
 
 SAMPLE_SPLITS = ("test", "val", "train")  # where sample triplets come from, first non-empty
 TRAIN_LOSS_KEY = "loss/G/total"
-GRID_LABELS = ("frame 0", "frame 1", "prediction", "truth", "error x4")
+GRID_LABELS = ("frame 0", "frame 2", "prediction", "truth (frame 1)", "error x4")
 
 
 @dataclass(frozen=True)
@@ -45,7 +45,7 @@ class ReportData:
     runs: list[RunRecord]
     leaderboard: list[LeaderboardRow]
     curves_png: bytes
-    samples: dict[str, bytes]  # run name -> PNG grid
+    samples: dict[str, list[list[bytes]]]  # run name -> rows of PNGs, one per GRID_LABELS column
     sample_notes: dict[str, str]  # run name -> why it has no samples
 
 
@@ -66,23 +66,6 @@ def error_map(prediction: np.ndarray, truth: np.ndarray, gain: float = 4.0) -> n
     return np.stack([level, level // 3, np.zeros_like(level)], axis=2)
 
 
-def sample_grid(rows: list[tuple[np.ndarray, ...]]) -> np.ndarray:
-    """Rows of equally sized (H, W, 3) images -> one image with 4-pixel white gutters."""
-    gutter = 4
-    height, width = rows[0][0].shape[:2]
-    columns = len(rows[0])
-    grid = np.full(
-        (len(rows) * (height + gutter) - gutter, columns * (width + gutter) - gutter, 3),
-        255,
-        dtype=np.uint8,
-    )
-    for r, images in enumerate(rows):
-        for c, image in enumerate(images):
-            y, x = r * (height + gutter), c * (width + gutter)
-            grid[y : y + height, x : x + width] = image
-    return grid
-
-
 def load_rgb(root: Path, relative: str) -> np.ndarray:
     with Image.open(root / relative) as image:
         return np.asarray(image.convert("RGB"))
@@ -97,7 +80,7 @@ def sample_triplets(engine: Any, dataset: DatasetRecord, count: int) -> list[Tri
     return []
 
 
-def run_samples(engine: Any, run: RunRecord, dataset: DatasetRecord, count: int) -> bytes:
+def run_samples(engine: Any, run: RunRecord, dataset: DatasetRecord, count: int) -> list[list[bytes]]:
     """The grid of sample interpolations for one run, from its best checkpoint."""
     from afi.video.engine import open_interpolator  # torch: only when samples are drawn
 
@@ -107,10 +90,11 @@ def run_samples(engine: Any, run: RunRecord, dataset: DatasetRecord, count: int)
     for triplet in sample_triplets(engine, dataset, count):
         frame0, truth, frame2 = (load_rgb(root, p) for p in (triplet.frame0, triplet.frame1, triplet.frame2))
         prediction = interpolator(frame0[None], frame2[None], np.array([triplet.t]))[0]
-        rows.append((frame0, frame2, prediction, truth, error_map(prediction, truth)))
+        images = (frame0, frame2, prediction, truth, error_map(prediction, truth))
+        rows.append([image_png(image) for image in images])
     if not rows:
         raise NotFoundError(f"dataset {dataset.name} has no triplets to draw samples from")
-    return image_png(sample_grid(rows))
+    return rows
 
 
 def collect(engine: Any, experiment: str, samples: int) -> ReportData:
@@ -139,7 +123,7 @@ def collect(engine: Any, experiment: str, samples: int) -> ReportData:
                   if p.key == TRAIN_LOSS_KEY and p.value is not None]
         if series:
             curves.setdefault(TRAIN_LOSS_KEY, {})[run.name] = series
-    grids: dict[str, bytes] = {}
+    grids: dict[str, list[list[bytes]]] = {}
     notes: dict[str, str] = {}
     for run in runs:
         if run.kind != "interp" or run.dataset is None or best[run.id] is None:
@@ -164,9 +148,8 @@ th, td { border: 1px solid #ccc; padding: 0.3rem 0.6rem; text-align: right; }
 th { background: #f3f3f3; } td.text { text-align: left; }
 tr.baseline td { color: #666; font-style: italic; }
 img { max-width: 100%; border: 1px solid #ddd; }
-.labels { display: flex; gap: 0; font-size: 0.8rem; color: #555; }
-.labels span { flex: 1; text-align: center; }
-.sample { margin-bottom: 2rem; max-width: 1100px; }
+table.grid td, table.grid th { border: none; padding: 2px; text-align: center; font-weight: normal; }
+table.grid img { width: 160px; image-rendering: pixelated; }
 """
 
 # Marks the page once every image has decoded, so a headless browser can check that they load.
@@ -208,13 +191,17 @@ def render(data: ReportData) -> str:
     for run in data.runs:
         status_counts[run.status] = status_counts.get(run.status, 0) + 1
     progress = ", ".join(f"{n} {s}" for s, n in sorted(status_counts.items())) or "no runs"
-    labels = "".join(f"<span>{html.escape(label)}</span>" for label in GRID_LABELS)
+    header = "".join(f"<th>{html.escape(label)}</th>" for label in GRID_LABELS)
     samples = []
     for run in data.runs:
         if run.name in data.samples:
+            rows = "".join(
+                "<tr>" + "".join(f'<td><img alt="{html.escape(label)}" src="{png_data_uri(png)}"></td>'
+                                 for label, png in zip(GRID_LABELS, row)) + "</tr>"
+                for row in data.samples[run.name]
+            )
             samples.append(
-                f'<div class="sample"><h3>{html.escape(run.name)}</h3><div class="labels">{labels}</div>'
-                f'<img alt="samples of {html.escape(run.name)}" src="{png_data_uri(data.samples[run.name])}"></div>'
+                f'<h3>{html.escape(run.name)}</h3><table class="grid"><tr>{header}</tr>{rows}</table>'
             )
         else:
             samples.append(f"<p>{html.escape(run.name)}: {html.escape(data.sample_notes.get(run.name, ''))}</p>")
