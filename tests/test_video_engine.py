@@ -1,0 +1,80 @@
+"""The inference engine: tiles that reproduce whole-frame output, batching, tiling choice."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from afi.config import default_variant
+from afi.data.synth import SynthConfig, generate_cartoon
+from afi.errors import UsageError
+from afi.models import build_interpolator
+from afi.video.engine import LoadedModel, ModelInterpolator, Tiling, resolve_tiling, tile_origins
+
+
+def local_model(arch: str) -> LoadedModel:
+    """A real interpolator with random (non-zero) heads, its GroupNorms made identities.
+
+    GroupNorm normalises by statistics of the whole input, so a GroupNorm model sees per-tile
+    statistics when tiled, as it did on its training crops: its tiled output differs from the
+    whole-frame one by design. Without them the network is local, and tiling must not show.
+    """
+    torch.manual_seed(0)
+    variant = replace(default_variant(arch), width=8, depth=2)
+    model = build_interpolator(variant).eval()
+    for module in list(model.modules()):
+        for name, child in list(module.named_children()):
+            if isinstance(child, nn.GroupNorm):
+                setattr(module, name, nn.Identity())
+    with torch.no_grad():
+        for parameter in model.parameters():
+            parameter.add_(torch.randn_like(parameter) * 0.01)
+    return LoadedModel(model=model, variant=variant, source="test", sha256="0" * 64, train_size=(48, 48))
+
+
+@pytest.fixture(scope="module")
+def frames() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    video = generate_cartoon(SynthConfig(clips=1, frames_per_clip=6, width=128, height=96, seed=3))
+    return video.frames[[0, 1]], video.frames[[2, 4]], np.array([0.5, 0.25], np.float32)
+
+
+@pytest.mark.parametrize("arch", ["unet", "isnet"])
+def test_tiles_reproduce_the_whole_frame(arch: str, frames) -> None:
+    frames0, frames1, times = frames
+    loaded = local_model(arch)
+    whole = ModelInterpolator(loaded, batch=2)(frames0, frames1, times).astype(np.float32)
+    tiled = ModelInterpolator(loaded, batch=3, tiling=Tiling.square(48))(frames0, frames1, times).astype(np.float32)
+    blend = (1 - times[:, None, None, None]) * frames0 + times[:, None, None, None] * frames1
+    assert np.abs(whole - blend).mean() > 1.0  # the model does more than cross-fade
+    difference = np.abs(whole - tiled)
+    assert difference.mean() < 0.05 and np.percentile(difference, 99.9) <= 1.0
+
+
+def test_batches_do_not_change_the_result(frames) -> None:
+    frames0, frames1, times = frames
+    loaded = local_model("unet")
+    one = ModelInterpolator(loaded, batch=1, tiling=Tiling.square(64))(frames0, frames1, times)
+    many = ModelInterpolator(loaded, batch=8, tiling=Tiling.square(64))(frames0, frames1, times)
+    assert np.abs(one.astype(int) - many.astype(int)).max() <= 1
+
+
+def test_tiles_cover_the_frame_and_end_flush() -> None:
+    assert tile_origins(100, 128, 16) == [0]
+    origins = tile_origins(300, 128, 16)
+    assert origins[0] == 0 and origins[-1] == 300 - 128
+    assert all(b - a <= 128 - 16 for a, b in zip(origins, origins[1:]))
+
+
+def test_tiling_choice() -> None:
+    assert resolve_tiling(None, None) is None  # a bare checkpoint: whole frames
+    assert resolve_tiling(None, (256, 128)) == Tiling(256, 128, 16)  # a run: its training size
+    assert resolve_tiling(0, (256, 128)) is None
+    assert resolve_tiling(64, None) == Tiling(64, 64, 8)
+    with pytest.raises(UsageError):
+        resolve_tiling(-1, None)
+    with pytest.raises(UsageError):
+        resolve_tiling(8, None)
