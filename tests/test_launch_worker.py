@@ -72,7 +72,9 @@ def test_two_workers_drain_the_ablation_grid(engine: Engine, afi_home: Path) -> 
 
     with session_scope(engine) as s:
         records = registry_runs.list_runs(s, experiment="ablation-arch")
-    assert {(r.status, r.attempt) for r in records} == {("completed", 1)}
+    assert {(r.status, r.attempt) for r in records} == {("completed", 1)}, [
+        (r.name, r.status, r.message) for r in records if r.status != "completed"
+    ]
     assert {r.accelerator for r in records} == {"local:1"}
 
     shown = afi(url, "experiment", "show", "ablation-arch", "--json")
