@@ -204,7 +204,7 @@ def _queue_run(
 def record_run(
     session: Session,
     config: RunConfig,
-    name: str,
+    name: str | None,
     experiment_id: int,
     variant_id: int,
     tags: dict[str, str],

@@ -13,17 +13,14 @@ from pathlib import Path
 from typing import Any
 
 from afi.config import LOWER_IS_BETTER, RunConfig
-from afi.errors import NotFoundError
 from afi.variants import variant_row
 from registry import checkpoints as registry_checkpoints
-from registry import datasets as registry_datasets
 from registry import evaluations as registry_evaluations
 from registry import experiments as registry_experiments
 from registry import metrics as registry_metrics
 from registry import runs as registry_runs
 from registry import variants as registry_variants
 from registry.db import session_scope
-from registry.errors import NotFound
 from registry.records import MetricRecord, RunRecord
 
 
@@ -57,45 +54,28 @@ def git_commit() -> str | None:
 
 
 def create_run(engine: Any, request: RunRequest) -> RunRecord:
+    """One run outside any grid: its variant, experiment and row in a single transaction."""
+    from afi.launch.experiments import record_run  # it imports this module: import at call time
+
     config = request.config.validate()
-    variant = variant_row(config.variant)
-    first_stage = config.stages[0]
+    variant = variant_row(config.variant)  # builds the model once: outside the transaction
     with session_scope(engine) as session:
-        dataset_id = None
-        if config.data.dataset is not None:
-            try:
-                dataset_id = registry_datasets.get_dataset(session, config.data.dataset).id
-            except NotFound:
-                raise NotFoundError(
-                    f"dataset {config.data.dataset!r} not found: see `afi dataset list`, "
-                    "or make one with `afi dataset synth NAME`"
-                ) from None
-        variant_id = registry_variants.get_or_create_variant(session, variant).id
         experiment_id = None
         if request.experiment is not None:
             experiment_id = registry_experiments.get_or_create_experiment(
                 session, request.experiment, request.experiment_kind, {}
             ).id
-        new_run = registry_runs.NewRun(
+        return record_run(
+            session,
+            config,
             name=request.name,
-            kind=config.variant.kind,
-            variant_id=variant_id,
-            dataset_id=dataset_id,
             experiment_id=experiment_id,
-            stage=0,
-            stage_count=len(config.stages),
-            width=first_stage.width,
-            height=first_stage.height,
+            variant_id=registry_variants.get_or_create_variant(session, variant).id,
+            tags=request.tags,
             backend=request.backend,
             host=socket.gethostname(),
-            seed=config.seed,
-            config=config.to_dict(),
-            config_hash=config.hash(),
-            git_commit=git_commit(),
-            total_steps=first_stage.steps,
             status="queued" if request.queue else "created",
         )
-        return registry_runs.create_run(session, new_run, request.tags)
 
 
 def get_run(engine: Any, run: str) -> RunRecord:
