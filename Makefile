@@ -31,7 +31,7 @@ test: env
 	$(BIN)/pytest -q -rs -m e2e
 
 bench: env
-	$(BIN)/python bench/registry.py
+	$(BIN)/python -m bench.registry --backend both
 
 clean:
 	rm -rf $(VENV) .pytest_cache build *.egg-info
