@@ -183,8 +183,16 @@ def _checkpoint_steps(engine: Engine, run_id: int) -> list[int]:
         (WorkerOptions(max_parallel=0), "--max-parallel must be at least 1"),
         (WorkerOptions(mode="sometimes"), "unknown worker mode"),
         (WorkerOptions(stale_after_s=5, poll_s=5), "must be at least 3 poll intervals"),
+        (WorkerOptions(threads=0), "--threads must be at least 1"),
     ],
 )
 def test_bad_worker_options(options: WorkerOptions, message: str) -> None:
     with pytest.raises(UsageError, match=message):
         options.validate()
+
+
+def test_each_run_gets_its_share_of_the_cores() -> None:
+    cores = os.cpu_count() or 1
+    assert WorkerOptions(max_parallel=1).threads_per_run == cores
+    assert WorkerOptions(max_parallel=2 * cores).threads_per_run == 1  # never zero
+    assert WorkerOptions(max_parallel=2, threads=3).threads_per_run == 3

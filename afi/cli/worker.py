@@ -25,6 +25,10 @@ def worker(
         float, typer.Option(help="Seconds without a heartbeat before a running run is requeued.")
     ] = 120.0,
     poll: Annotated[float, typer.Option(help="Seconds between looks at the queue and heartbeats.")] = 5.0,
+    threads: Annotated[
+        int | None,
+        typer.Option(help="CPU threads per run (default: the machine's cores shared among --max-parallel)."),
+    ] = None,
     as_json: JsonOption = False,
 ) -> None:
     """Claim queued runs and train them; stale runs of dead workers go back to the queue."""
@@ -35,7 +39,9 @@ def worker(
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
     runner = Worker(
         resolve_url(state.db),
-        WorkerOptions(max_parallel=max_parallel, mode=mode, stale_after_s=stale_after, poll_s=poll),
+        WorkerOptions(
+            max_parallel=max_parallel, mode=mode, stale_after_s=stale_after, poll_s=poll, threads=threads
+        ),
     )
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, lambda *_: runner.stop())
