@@ -15,7 +15,8 @@ from afi.errors import UsageError
 
 INTERP_ARCHS = ("unet", "isnet")
 AUTOENCODER_ARCHS = ("vae", "vqvae")
-FLOWS = ("none", "ifnet")
+# none: backbone alone; ifnet: learned flow (RIFE-style); dis: OpenCV DIS flow as a fixed prior
+FLOWS = ("none", "ifnet", "dis")
 DISCS = ("none", "patchgan", "sn-resnet-sa")
 ADV_LOSSES = ("hinge", "nonsat")
 GRAD_PENALTIES = ("none", "r1", "wgan-gp")
@@ -125,7 +126,7 @@ class VariantConfig:
         """A readable unique name: arch[-flow][-disc], plus a config hash when not the default."""
         parts = [self.arch]
         if self.flow != "none":
-            parts.append("flow")
+            parts.append("flow" if self.flow == "ifnet" else self.flow)
         if self.disc != "none":
             parts.append(self.disc)
         readable = "-".join(parts)

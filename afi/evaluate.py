@@ -25,7 +25,7 @@ from afi.data.service import open_split
 from afi.errors import AfiError, UsageError
 from afi.metrics import evaluate_batch
 from afi.video.baselines import METHODS, BaselineInterpolator, FrameInterpolator
-from afi.video.engine import ModelInterpolator, load_run_model, resolve_tiling
+from afi.video.engine import ModelInterpolator, load_run_model
 from registry import datasets as registry_datasets
 from registry import evaluations as registry_evaluations
 from registry import runs as registry_runs
@@ -209,7 +209,7 @@ def _run_scorer(
             raise UsageError(f"run {record.name!r} is the {record.arch} baseline: it has no checkpoint to pass")
         return _Scorer(BaselineInterpolator(record.arch), record, None, folder)
     loaded = load_run_model(engine, record.id, checkpoint)
-    interpolator = ModelInterpolator(loaded, batch=batch, tiling=resolve_tiling(None, loaded.train_size))
+    interpolator = ModelInterpolator(loaded, batch=batch)
     return _Scorer(interpolator, record, loaded.checkpoint, folder)
 
 

@@ -58,7 +58,7 @@ def disc_frame(cx: float, size: int = 32, radius: float = 7) -> torch.Tensor:
 
 
 def test_builtins_cover_every_combination():
-    assert len(INTERP_VARIANTS) == 2 * 2 * 3
+    assert len(INTERP_VARIANTS) == 2 * 3 * 3  # arch x flow (none, ifnet, dis) x disc
     assert AUTOENCODER_VARIANTS == ["vae", "vqvae"]
     assert builtin_variant("isnet-flow-sn-resnet-sa").disc == "sn-resnet-sa"
     with pytest.raises(NotFoundError, match="no built-in variant"):
@@ -76,7 +76,7 @@ def test_interpolator_forward_backward_at_128(name: str):
     assert 0 <= out.rgb.min() and out.rgb.max() <= 1
     assert all(side.shape == (1, 3, 128, 128) for side in out.side_outputs)
     assert (len(out.side_outputs) > 0) == (variant.arch == "isnet")
-    if variant.flow == "ifnet":
+    if variant.flow != "none":
         assert out.flows.shape == (1, 4, 128, 128) and out.mask.shape == (1, 1, 128, 128)
         assert out.warped[0].shape == (1, 3, 128, 128)
     else:

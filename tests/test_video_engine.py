@@ -1,4 +1,4 @@
-"""The inference engine: tiles that reproduce whole-frame output, batching, tiling choice."""
+"""The inference engine: scaled and tiled inference, batching, the choice between them."""
 
 from __future__ import annotations
 
@@ -46,7 +46,7 @@ def frames() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
 def test_tiles_reproduce_the_whole_frame(arch: str, frames) -> None:
     frames0, frames1, times = frames
     loaded = local_model(arch)
-    whole = ModelInterpolator(loaded, batch=2)(frames0, frames1, times).astype(np.float32)
+    whole = ModelInterpolator(loaded, batch=2, scale=1.0)(frames0, frames1, times).astype(np.float32)
     tiled = ModelInterpolator(loaded, batch=3, tiling=Tiling.square(48))(frames0, frames1, times).astype(np.float32)
     blend = (1 - times[:, None, None, None]) * frames0 + times[:, None, None, None] * frames1
     assert np.abs(whole - blend).mean() > 1.0  # the model does more than cross-fade
@@ -70,11 +70,45 @@ def test_tiles_cover_the_frame_and_end_flush() -> None:
 
 
 def test_tiling_choice() -> None:
-    assert resolve_tiling(None, None) is None  # a bare checkpoint: whole frames
-    assert resolve_tiling(None, (256, 128)) == Tiling(256, 128, 16)  # a run: its training size
-    assert resolve_tiling(0, (256, 128)) is None
-    assert resolve_tiling(64, None) == Tiling(64, 64, 8)
+    assert resolve_tiling(None) is None  # large frames are scaled, not tiled
+    assert resolve_tiling(0) is None
+    assert resolve_tiling(64) == Tiling(64, 64, 8)
     with pytest.raises(UsageError):
-        resolve_tiling(-1, None)
+        resolve_tiling(-1)
     with pytest.raises(UsageError):
-        resolve_tiling(8, None)
+        resolve_tiling(8)
+
+
+def test_scale_choice() -> None:
+    loaded = local_model("unet")  # trained on 48 x 48
+    assert ModelInterpolator(loaded).scale_for(96, 128) == 0.5  # shorter sides: 48 / 96
+    assert ModelInterpolator(loaded).scale_for(40, 40) == 1.0  # never enlarged
+    assert ModelInterpolator(loaded, scale=0.25).scale_for(96, 128) == 0.25
+    assert ModelInterpolator(loaded, tiling=Tiling.square(48)).scale_for(96, 128) == 1.0
+    assert ModelInterpolator(replace(loaded, train_size=None)).scale_for(960, 1280) == 1.0  # a bare checkpoint
+    with pytest.raises(UsageError, match="--scale"):
+        ModelInterpolator(loaded, scale=1.5)
+    with pytest.raises(UsageError, match="--tile"):
+        ModelInterpolator(loaded, scale=0.5, tiling=Tiling.square(48))
+
+
+@pytest.mark.parametrize("flow", ["none", "dis"])
+def test_an_untrained_model_is_its_baseline_at_any_scale(flow: str, frames) -> None:
+    """Zero heads: a flow-free model is the blend and a DIS-guided one is the DIS flow baseline,
+    at full size and at half size with its outputs upsampled (there DIS itself runs on half-size
+    frames, so it is near the baseline, not on it)."""
+    from afi.video.baselines import BaselineInterpolator
+
+    frames0, frames1, times = frames
+    variant = replace(default_variant("unet", flow), width=8, depth=2)
+    loaded = LoadedModel(build_interpolator(variant).eval(), variant, "test", "0" * 64, train_size=(48, 48))
+    baseline = BaselineInterpolator("blend" if flow == "none" else "flow")(frames0, frames1, times).astype(np.float32)
+    blend = BaselineInterpolator("blend")(frames0, frames1, times).astype(np.float32)
+    for scale in (1.0, 0.5):
+        predicted = ModelInterpolator(loaded, scale=scale)(frames0, frames1, times).astype(np.float32)
+        difference = np.abs(predicted - baseline)
+        if scale == 1.0 or flow == "none":
+            # grid_sample and cv2.remap round bilinear weights differently: a level here and there.
+            assert difference.mean() < 0.5 and np.percentile(difference, 99) <= 2, (scale, difference.mean())
+        else:
+            assert difference.mean() < np.abs(predicted - blend).mean() / 2

@@ -190,6 +190,34 @@ def test_a_tiny_model_checkpoint_interpolates(cartoon, tmp_path: Path) -> None:
     assert mean_abs(model_frames, blend_frames) < 1.5  # rounding differences, amplified by x264
 
 
+def test_a_dis_guided_checkpoint_at_half_scale_is_near_the_flow_baseline(cartoon, tmp_path: Path) -> None:
+    """Untrained, a DIS-guided model is the flow baseline; at --scale 0.5 its networks and DIS
+    see half-size frames and the full-size frames are warped: close to it, far from the blend."""
+    source, _ = cartoon
+    variant = replace(default_variant("unet", "dis"), width=8, depth=2)
+    checkpoint = tmp_path / "dis.pt"
+    torch.save({"variant": variant.to_dict(), "model": build_interpolator(variant).state_dict()}, checkpoint)
+    outputs = {name: tmp_path / f"{name}.mp4" for name in ("model", "flow", "blend")}
+    result = interpolate(str(source), "-o", str(outputs["model"]), "--checkpoint", str(checkpoint), "--scale", "0.5")
+    assert result.exit_code == 0, result.output
+    for method in ("flow", "blend"):
+        assert interpolate(str(source), "-o", str(outputs[method]), "--method", method).exit_code == 0
+    frames = {name: decode(path).frames for name, path in outputs.items()}
+    assert mean_abs(frames["model"], frames["flow"]) < mean_abs(frames["model"], frames["blend"]) / 2
+
+
+def test_bad_scale_is_a_clear_error(cartoon, tmp_path: Path) -> None:
+    source, _ = cartoon
+    variant = replace(default_variant("unet"), width=8, depth=2)
+    checkpoint = tmp_path / "tiny.pt"
+    torch.save({"variant": variant.to_dict(), "model": build_interpolator(variant).state_dict()}, checkpoint)
+    output = tmp_path / "out.mp4"
+    model = ("-o", str(output), "--checkpoint", str(checkpoint))
+    assert_one_line_error(interpolate(str(source), *model, "--scale", "1.5"), "--scale must lie in (0, 1]")
+    assert_one_line_error(interpolate(str(source), *model, "--scale", "0.5", "--tile", "48"), "--tile")
+    assert_nothing_written(output)
+
+
 def test_exactly_one_source_of_in_betweens(cartoon, tmp_path: Path) -> None:
     source, _ = cartoon
     output = tmp_path / "out.mp4"

@@ -63,8 +63,15 @@ def interpolate(
         bool, typer.Option("--keep-timing", help="Keep held drawings held: only add in-betweens between source frames.")
     ] = False,
     batch: Annotated[int, typer.Option(help="In-betweens (or tiles) per forward pass.")] = 8,
+    scale: Annotated[
+        Optional[float],
+        typer.Option(
+            help="Run the networks at this share of the frame size, in (0, 1]; flows and mask warp the "
+            "full-size frames (default: about the run's training size, 1 for a --checkpoint)."
+        ),
+    ] = None,
     tile: Annotated[
-        Optional[int], typer.Option(help="Tile size in pixels; 0 = whole frames (default: the run's training size).")
+        Optional[int], typer.Option(help="Instead of --scale: full-resolution tiles of this size in pixels.")
     ] = None,
     resume: Annotated[bool, typer.Option("--resume", help="Continue a job that was interrupted.")] = False,
     segment_frames: Annotated[int, typer.Option(help="Output frames per resumable segment.")] = 240,
@@ -81,6 +88,7 @@ def interpolate(
         method=method,
         batch=batch,
         tile=tile,
+        scale=scale,
     )
     request = InterpolateRequest(
         input=source,

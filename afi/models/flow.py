@@ -1,5 +1,6 @@
-"""A light IFNet-style bidirectional flow estimator (after RIFE, Huang et al., ECCV 2022).
+"""Intermediate-flow estimators: a light IFNet (learned) and DIS (classical, no weights).
 
+IFNet, after RIFE (Huang et al., ECCV 2022):
 Blocks run coarse to fine (input scales 1/4, 1/2, 1). Each sees both frames, both frames warped by
 the current estimate, the current flows and blend mask and the time t, and adds a correction to
 the intermediate flows F_t->0, F_t->1 and to the mask logit. The frames are then backward-warped
@@ -10,11 +11,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from afi.models.blocks import resize_to, time_plane
+from afi.opticalflow import intermediate_flows
 
 BLOCK_SCALES = (4, 2, 1)
 # frame0, frame1, warped0, warped1 (3 each), flows (4), mask logit (1), t (1)
@@ -87,7 +90,7 @@ class IFNet(nn.Module):
         batch, _, height, width = frame0.shape
         flows = frame0.new_zeros(batch, 4, height, width)
         # Start from the time-weighted blend: sigmoid(logit) = 1 - t is frame0's weight.
-        mask_logit = torch.log((1 - t) / t).view(-1, 1, 1, 1).to(frame0.dtype).expand(batch, 1, height, width)
+        mask_logit = blend_logit(t, frame0)
         for block, scale in zip(self.blocks, BLOCK_SCALES):
             warped0 = backward_warp(frame0, flows[:, :2])
             warped1 = backward_warp(frame1, flows[:, 2:])
@@ -101,3 +104,36 @@ class IFNet(nn.Module):
             flows = flows + delta[:, :4] * scale
             mask_logit = mask_logit + delta[:, 4:]
         return FlowEstimate(flows=flows, mask_logit=mask_logit)
+
+
+def blend_logit(t: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
+    """(B,) times -> (B, 1, H, W) mask logit of the time-weighted blend: sigmoid = 1 - t."""
+    batch, _, height, width = like.shape
+    return torch.log((1 - t) / t).view(-1, 1, 1, 1).to(like.dtype).expand(batch, 1, height, width)
+
+
+class DISFlow(nn.Module):
+    """Classical intermediate flows (afi.opticalflow: OpenCV DIS both ways) and the blend mask.
+
+    No weights: a DIS-guided interpolator learns only where to trust each warped frame
+    (occlusions) and a residual, which a CPU trains in minutes, where learning flow itself
+    (IFNet) takes far longer. DIS runs on the CPU without gradients; on a GPU each forward pass
+    copies the frames to the host.
+    """
+
+    stride = 1
+
+    def forward(self, frame0: torch.Tensor, frame1: torch.Tensor, t: torch.Tensor) -> FlowEstimate:
+        gray0, gray1 = _luma_uint8(frame0), _luma_uint8(frame1)
+        flows = np.stack(
+            [np.concatenate(intermediate_flows(a, b, float(w)), axis=-1) for a, b, w in zip(gray0, gray1, t.tolist())]
+        )  # (B, H, W, 4)
+        flows_t = torch.from_numpy(flows).permute(0, 3, 1, 2).to(device=frame0.device, dtype=frame0.dtype)
+        return FlowEstimate(flows=flows_t, mask_logit=blend_logit(t, frame0))
+
+
+def _luma_uint8(frames: torch.Tensor) -> np.ndarray:
+    """(B, 3, H, W) in [0, 1] -> (B, H, W) uint8 luma (BT.601, as cv2's RGB2GRAY)."""
+    weights = frames.new_tensor([0.299, 0.587, 0.114]).view(1, 3, 1, 1)
+    luma = (frames.detach() * weights).sum(dim=1).mul(255).round().clamp(0, 255)
+    return luma.to(torch.uint8).cpu().numpy()

@@ -11,10 +11,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol
 
-import cv2
 import numpy as np
 
 from afi.errors import UsageError
+from afi.opticalflow import backward_warp, gray, intermediate_flows
 
 Method = Callable[[np.ndarray, np.ndarray, np.ndarray], np.ndarray]
 
@@ -49,31 +49,10 @@ def flow(frames0: np.ndarray, frames1: np.ndarray, times: np.ndarray) -> np.ndar
 
 def flow_pair(frame0: np.ndarray, frame1: np.ndarray, t: float) -> np.ndarray:
     """(H, W, 3) uint8 twice -> (H, W, 3) uint8 at time t."""
-    dis = cv2.DISOpticalFlow_create(cv2.DISOPTICAL_FLOW_PRESET_MEDIUM)
-    gray0 = cv2.cvtColor(frame0, cv2.COLOR_RGB2GRAY)
-    gray1 = cv2.cvtColor(frame1, cv2.COLOR_RGB2GRAY)
-    flow01 = dis.calc(gray0, gray1, None)  # (H, W, 2): frame0 at x is frame1 at x + flow01(x)
-    flow10 = dis.calc(gray1, gray0, None)
-    # Flows from time t back to each end, linear in time (Super SloMo, Jiang et al. 2018): using
-    # both directions cancels most of the error of reading a flow at the wrong pixel.
-    flow_t0 = -(1 - t) * t * flow01 + t * t * flow10
-    flow_t1 = (1 - t) * (1 - t) * flow01 - t * (1 - t) * flow10
-    warped0 = _backward_warp(frame0, flow_t0).astype(np.float32)
-    warped1 = _backward_warp(frame1, flow_t1).astype(np.float32)
+    flow_t0, flow_t1 = intermediate_flows(gray(frame0), gray(frame1), t)
+    warped0 = backward_warp(frame0, flow_t0).astype(np.float32)
+    warped1 = backward_warp(frame1, flow_t1).astype(np.float32)
     return _to_uint8((1 - t) * warped0 + t * warped1)
-
-
-def _backward_warp(image: np.ndarray, flow_field: np.ndarray) -> np.ndarray:
-    """image sampled at x + flow(x); (H, W, 3) uint8 and (H, W, 2) float32 pixels."""
-    h, w = flow_field.shape[:2]
-    grid_x, grid_y = np.meshgrid(np.arange(w, dtype=np.float32), np.arange(h, dtype=np.float32))
-    return cv2.remap(
-        image,
-        grid_x + flow_field[..., 0],
-        grid_y + flow_field[..., 1],
-        cv2.INTER_LINEAR,
-        borderMode=cv2.BORDER_REPLICATE,
-    )
 
 
 def _to_uint8(image: np.ndarray) -> np.ndarray:

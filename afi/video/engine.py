@@ -3,10 +3,12 @@
 Both meet afi.video.baselines.FrameInterpolator: frames0, frames1 (B, H, W, 3) uint8 and times
 (B,) in, (B, H, W, 3) uint8 out, so the video service and `afi eval` never care which they hold.
 
-A model runs on tiles when a frame is larger than what it was trained on: convolution weights
-generalise to larger images, but GroupNorm statistics and the range of motions it has seen do not.
-Tiles overlap and are blended with weights that ramp down towards each tile's inner edges, so no
-seam shows. Forward passes run under bf16/fp16 autocast on GPUs (afi.train.device decides; on CPUs
+A frame larger than what the model was trained on is interpolated at a scale (Interpolator's
+`scale`, as RIFE does for 4K): its networks see the frame shrunk to about the training size, so
+motions are in the range they learned and GroupNorm statistics match, while the flows and mask
+they predict warp and blend the full-size frames. That is also what makes a model fast enough on a
+CPU (bench/interpolate.py). `--tile` instead runs whole-resolution tiles, which overlap and are
+blended with weights that ramp down towards each tile's inner edges, so no seam shows. Forward passes run under bf16/fp16 autocast on GPUs (afi.train.device decides; on CPUs
 fp32 is faster for these convolutions, see bench/interpolate.py).
 """
 
@@ -32,6 +34,9 @@ from registry.db import session_scope
 from registry.records import CheckpointRecord, RunRecord
 
 DEFAULT_BATCH = 8
+# On a CPU a forward pass over more pixels than this is memory-bound: measured at 1080p, a batch of
+# 8 cost 805 ms per in-between against 451 ms one at a time (bench/interpolate.py's model).
+CPU_PIXELS_PER_PASS = 256 * 1024
 
 
 @dataclass(frozen=True)
@@ -185,15 +190,39 @@ class ModelInterpolator:
         batch: int = DEFAULT_BATCH,
         tiling: Tiling | None = None,
         setup: DeviceSetup | None = None,
+        scale: float | None = None,
     ) -> None:
+        """`scale`: the networks' share of the frame size; None picks one per frame size so that
+        they see about the training size (whole frames when that is not known)."""
         if batch < 1:
             raise UsageError(f"batch must be at least 1, got {batch}")
+        if scale is not None and not 0 < scale <= 1:
+            raise UsageError(f"--scale must lie in (0, 1], got {scale}")
+        if tiling is not None and scale not in (None, 1.0):
+            raise UsageError("--tile runs tiles at full resolution: drop --scale, or --tile")
         self.setup = setup or setup_device("auto")
         self.model = self.setup.place_module(loaded.model)
         self.batch = batch
         self.tiling = tiling
+        self.scale = scale
+        self.train_size = loaded.train_size
         self.name = loaded.source
-        self.identity = f"sha256:{loaded.sha256}:{tiling}"
+        self.identity = f"sha256:{loaded.sha256}:{tiling}:{scale}"
+
+    def batch_for(self, height: int, width: int) -> int:
+        """In-betweens per forward pass: --batch, fewer on a CPU for large frames."""
+        if self.setup.device.type != "cpu":
+            return self.batch
+        return max(1, min(self.batch, CPU_PIXELS_PER_PASS // (height * width)))
+
+    def scale_for(self, height: int, width: int) -> float:
+        """The scale a (height, width) frame is interpolated at."""
+        if self.scale is not None:
+            return self.scale
+        if self.tiling is not None or self.train_size is None:
+            return 1.0
+        # The shorter sides: a 16:9 frame shrinks to about the training crop's height.
+        return min(1.0, min(self.train_size) / min(height, width))
 
     def __call__(self, frames0: np.ndarray, frames1: np.ndarray, times: np.ndarray) -> np.ndarray:
         x0, x1 = self._to_tensor(frames0), self._to_tensor(frames1)
@@ -212,12 +241,14 @@ class ModelInterpolator:
         tiling = self.tiling
         if tiling is not None and (height > tiling.height or width > tiling.width):
             return self._predict_tiled(frame0, frame1, t, tiling)
-        chunks = [slice(i, i + self.batch) for i in range(0, len(t), self.batch)]
-        return torch.cat([self._forward(frame0[c], frame1[c], t[c]) for c in chunks])
+        scale = self.scale_for(height, width)
+        batch = self.batch_for(height, width)
+        chunks = [slice(i, i + batch) for i in range(0, len(t), batch)]
+        return torch.cat([self._forward(frame0[c], frame1[c], t[c], scale) for c in chunks])
 
-    def _forward(self, frame0: torch.Tensor, frame1: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+    def _forward(self, frame0: torch.Tensor, frame1: torch.Tensor, t: torch.Tensor, scale: float = 1.0) -> torch.Tensor:
         with self.setup.autocast():
-            return self.model(frame0, frame1, t).rgb.float()
+            return self.model(frame0, frame1, t, scale=scale).rgb.float()
 
     def _predict_tiled(
         self, frame0: torch.Tensor, frame1: torch.Tensor, t: torch.Tensor, tiling: Tiling
@@ -243,13 +274,11 @@ class ModelInterpolator:
         return total / weight
 
 
-def resolve_tiling(tile: int | None, train_size: tuple[int, int] | None) -> Tiling | None:
-    """`tile`: None = the training size when known (else whole frames), 0 = never tile, N = N x N tiles."""
-    if tile is None:
-        return None if train_size is None else Tiling.for_size(*train_size)
-    if tile < 0:
+def resolve_tiling(tile: int | None) -> Tiling | None:
+    """`tile`: None or 0 = no tiles (large frames are scaled instead), N = N x N tiles."""
+    if tile is not None and tile < 0:
         raise UsageError(f"--tile must be 0 (no tiling) or a tile size in pixels, got {tile}")
-    return None if tile == 0 else Tiling.square(tile)
+    return Tiling.square(tile) if tile else None
 
 
 def open_interpolator(
@@ -259,6 +288,7 @@ def open_interpolator(
     method: str | None = None,
     batch: int = DEFAULT_BATCH,
     tile: int | None = None,
+    scale: float | None = None,
 ) -> FrameInterpolator:
     """Exactly one of a run (its best checkpoint; needs `engine`), a checkpoint file, or a
     classical method (nearest, blend, flow)."""
@@ -275,4 +305,4 @@ def open_interpolator(
     if method is not None:
         return BaselineInterpolator(method)
     loaded = load_run_model(engine, run) if run is not None else load_model_file(checkpoint)  # type: ignore[arg-type]
-    return ModelInterpolator(loaded, batch=batch, tiling=resolve_tiling(tile, loaded.train_size))
+    return ModelInterpolator(loaded, batch=batch, tiling=resolve_tiling(tile), scale=scale)
