@@ -30,7 +30,9 @@ def quickstart(
     print_leaderboard(result.leaderboard, "psnr")
     verdict = "every model beats" if result.beats_blend() else "NOT every model beats"
     console.print(f"{verdict} the blend baseline on PSNR ({result.dataset}, test split)")
-    console.print(f"done in {result.elapsed_s / 60:.1f} min. Where everything is:")
+    phases = ", ".join(f"{name} {seconds:.0f} s" for name, seconds in result.phases.items())
+    console.print(f"done in {result.elapsed_s / 60:.1f} of {minutes:g} min ({phases}; training was planned at "
+                  f"{result.plan.seconds:.0f} s). Where everything is:")
     console.print(f"  registry     {result.registry_url}   (try: afi sql \"SELECT * FROM leaderboard\")")
     console.print(f"  experiment   {result.experiment}   (afi experiment show {result.experiment};"
                   f" afi report {result.experiment} -o report.html)")
