@@ -1,7 +1,7 @@
 """`afi interpolate` against ffmpeg's minterpolate (mci): speed and accuracy on the same clips.
 
-    python bench/interpolate.py [--checkpoint FILE] [--steps 300] [--sizes 480 1080] [--frames 48]
-                                [--tile N] [--threads N] [--keep DIR]
+    .venv/bin/python -m bench.interpolate [--run RUN --home AFI_HOME | --checkpoint FILE | --steps 400]
+        [--sizes 480 1080] [--frames 48] [--scales 0.5 1] [--threads N] [--keep DIR]
 
 For each size, a synthetic cartoon is rendered at 24 fps on ones; every other frame is dropped
 and the 12 fps rest is encoded as the input (H.264 CRF 16, with a tone track). Each method
@@ -10,14 +10,16 @@ brings it back to 24 fps and is scored by PSNR of its in-betweens against the dr
 
 Throughput is output frames per second of wall time for the whole job (decode, analysis,
 interpolation, encoding), measured in this run on this machine. Methods:
-- afi model: the smallest U-Net + IFNet-flow interpolator, trained here for --steps on CPU
-  (or --checkpoint); tiled at its training size as `afi interpolate --run` does, whole frames
-  for a --checkpoint as `afi interpolate --checkpoint` does (--tile overrides both);
+- afi model: the quickstart's model, a DIS-guided U-Net (width 16, depth 3) trained as
+  `afi quickstart` trains it (its data, 128 px, its settings) for --steps on this CPU; or a run of
+  a registry (--run, --home: e.g. the best run of a real quickstart), or a --checkpoint. It runs at
+  the scale `afi interpolate` picks (networks at about the training size, full-size warping), and
+  at each of --scales too;
 - afi flow / blend: the classical baselines through the same pipeline;
 - minterpolate: `ffmpeg -vf minterpolate=fps=24:mi_mode=mci`, encoded with the same x264
   settings as AFI uses: the reference the ratios are against.
-It also prints how far the model's tiled output is from its whole-frame output, and times its
-forward pass in fp32 and bf16 autocast on the CPU (AFI keeps fp32 on CPUs: this is why).
+It also times the model's forward pass in fp32 and bf16 autocast on the CPU (AFI keeps fp32 on
+CPUs: this is why).
 On a shared machine pass --threads 1: oversubscribed OpenMP threads make timings meaningless.
 
 Needs the `ffmpeg` command-line tool (apt-get install ffmpeg).
@@ -100,7 +102,7 @@ def mean_psnr(output: np.ndarray, clip: Clip) -> float:
 def run_afi(clip: Clip, interpolator, folder: Path, label: str) -> Outcome:
     from afi.video.interpolate import InterpolateRequest, interpolate_video
 
-    output = folder / f"{clip.source.stem}-{label}.mp4"
+    output = folder / f"{clip.source.stem}-{label.replace(' ', '-')}.mp4"
     started = time.perf_counter()
     result = interpolate_video(InterpolateRequest(clip.source, output, factor=2), interpolator)
     seconds = time.perf_counter() - started
@@ -121,37 +123,20 @@ def run_minterpolate(clip: Clip, folder: Path, threads: int | None) -> tuple[np.
 
 
 def train_model(engine, steps: int) -> str:
-    """A small flow interpolator trained on synthetic cartoons at 128 px; returns the run name."""
-    from afi.config import DataConfig, RunConfig, StageConfig, default_variant
-    from afi.data.importers import ImportOptions
-    from afi.data.service import synth_dataset
-    from afi.data.split import SplitConfig
-    from afi.data.synth import SynthConfig
+    """The quickstart's best-placed variant (DIS-guided U-Net, no discriminator), trained on the
+    quickstart's data with its settings for `steps`; returns the run name."""
     from afi.launch.runs import RunRequest, create_run
+    from afi.quickstart import QuickstartOptions, base_config, ensure_dataset
     from afi.train.service import start_run
 
-    synth_dataset(
-        engine,
-        DATASET,
-        SynthConfig(clips=16, frames_per_clip=24, width=256, height=256, cadences=(1,), seed=1),
-        options=ImportOptions(split=SplitConfig(val=0.125, test=0.0)),
-    )
-    # The smallest flow variant: at full resolution a CPU is memory-bound, so width is what costs.
-    variant = replace(default_variant("unet", flow="ifnet"), width=8, depth=2)
-    config = RunConfig(
-        variant=variant,
-        data=DataConfig(dataset=DATASET, val_limit=32),
-        stages=(StageConfig(width=128, height=128, steps=steps, batch=8, lr=1e-3, warmup_steps=20),),
-        val_every=max(1, steps // 4),
-        ckpt_every=max(1, steps // 4),
-        image_every=10**6,
-    ).validate()
-    record = create_run(engine, RunRequest(config=config, name="bench-model"))
+    options = QuickstartOptions()
+    ensure_dataset(engine, options, print)
+    config = base_config(options, steps)
+    record = create_run(engine, RunRequest(config=config, name="bench-quickstart-model"))
     started = time.perf_counter()
     record = start_run(engine, record.id)
-    print(
-        f"trained {record.name} ({variant.name()}, 128 px, {steps} steps) in {time.perf_counter() - started:.0f} s: {record.status}"
-    )
+    print(f"trained {record.name} ({record.variant}, {options.size} px, {steps} steps) in "
+          f"{time.perf_counter() - started:.0f} s: {record.status}")
     return record.name
 
 
@@ -167,27 +152,6 @@ def forward_seconds(model, setup, size: tuple[int, int], repeats: int = 3) -> fl
     return statistics.median(times[1:])
 
 
-def compare_tiling(loaded, clip: Clip, tiling) -> None:
-    """The trained model on one in-between of the clip, whole and in tiles: GroupNorm sees
-    per-tile statistics in tiles (as on its training crops), so the two differ a little."""
-    from afi.video.engine import ModelInterpolator
-
-    j = clip.scored[0]
-    ends = clip.truth[[j - 1]], clip.truth[[j + 1]]
-    whole = ModelInterpolator(loaded)(*ends, np.array([0.5]))
-    tiled = ModelInterpolator(loaded, tiling=tiling)(*ends, np.array([0.5]))
-    difference = np.abs(whole.astype(np.float32) - tiled.astype(np.float32))
-    print(
-        f"tiles {tiling.width}x{tiling.height} vs whole frame: mean |difference| {difference.mean():.2f} levels, "
-        f"99th percentile {np.percentile(difference, 99):.0f}; PSNR whole {_psnr(whole[0], clip.truth[j]):.2f} dB, "
-        f"tiled {_psnr(tiled[0], clip.truth[j]):.2f} dB"
-    )
-
-
-def _psnr(a: np.ndarray, b: np.ndarray) -> float:
-    return float(10 * np.log10(255**2 / np.mean((a.astype(np.float64) - b.astype(np.float64)) ** 2)))
-
-
 def compare_precisions(loaded) -> None:
     from afi.train.device import DeviceSetup
 
@@ -201,11 +165,14 @@ def compare_precisions(loaded) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--run", help="Use this run of the registry in --home instead of training one.")
+    parser.add_argument("--home", type=Path, help="The AFI_HOME whose registry holds --run.")
     parser.add_argument("--checkpoint", type=Path, help="Use this checkpoint instead of training one.")
-    parser.add_argument("--steps", type=int, default=300, help="Training steps of the bench model.")
+    parser.add_argument("--steps", type=int, default=400,
+                        help="Training steps of the bench model (about what a 10-minute quickstart gives a run).")
     parser.add_argument("--sizes", type=int, nargs="+", default=[480, 1080], choices=sorted(SIZES))
     parser.add_argument("--frames", type=int, default=48, help="Frames of the 24 fps truth per clip.")
-    parser.add_argument("--tile", type=int, help="As `afi interpolate --tile` (default: the training size when known).")
+    parser.add_argument("--scales", type=float, nargs="*", default=[], help="Also run the model at these scales.")
     parser.add_argument("--threads", type=int, help="Threads for torch, OpenCV and ffmpeg (default: theirs, all cores).")
     parser.add_argument("--keep", type=Path, help="Keep the videos in this folder.")
     args = parser.parse_args()
@@ -217,33 +184,33 @@ def main() -> None:
         cv2.setNumThreads(args.threads)  # DIS flow, the flow baseline
     folder = Path(tempfile.mkdtemp(prefix="afi-bench-")) if args.keep is None else args.keep
     folder.mkdir(parents=True, exist_ok=True)
-    os.environ.setdefault("AFI_HOME", str(folder / "afi_home"))
+    os.environ["AFI_HOME"] = str(args.home or folder / "afi_home")
     from afi.db import open_registry
     from afi.video.baselines import BaselineInterpolator
-    from afi.video.engine import ModelInterpolator, Tiling, load_model_file, load_run_model, resolve_tiling
+    from afi.video.engine import ModelInterpolator, load_model_file, load_run_model
 
     if args.checkpoint is not None:
         loaded = load_model_file(args.checkpoint)
     else:
         engine = open_registry(None)
-        loaded = load_run_model(engine, train_model(engine, args.steps))
-    model = ModelInterpolator(loaded, tiling=resolve_tiling(args.tile, loaded.train_size))
-    print(
-        f"device {model.setup.describe()}, torch threads {torch.get_num_threads()}, model {loaded.source}, tiles {model.tiling}"
-    )
+        loaded = load_run_model(engine, args.run or train_model(engine, args.steps))
+    model = ModelInterpolator(loaded)
+    print(f"device {model.setup.describe()}, torch threads {torch.get_num_threads()}, model {loaded.source}, "
+          f"trained at {loaded.train_size}")
     compare_precisions(loaded)
 
     for height in args.sizes:
         clip = make_clip(folder, SIZES[height], args.frames)
-        if height == args.sizes[0]:
-            compare_tiling(loaded, clip, model.tiling or Tiling.square(128))
         frames, seconds = run_minterpolate(clip, folder, args.threads)
         # minterpolate stops at the last input frame and drops the in-betweens it cannot bracket:
         # score only the ones every method made.
         clip = replace(clip, scored=tuple(j for j in clip.scored if j < len(frames)))
         reference = Outcome("ffmpeg minterpolate mci", len(frames) / seconds, mean_psnr(frames, clip))
+        print(f"\n{height}p: the model runs at scale {model.scale_for(*SIZES[height][::-1]):.3f}")
         outcomes = [
             run_afi(clip, model, folder, "model"),
+            *(run_afi(clip, ModelInterpolator(loaded, scale=scale), folder, f"model scale {scale:g}")
+              for scale in args.scales),
             run_afi(clip, BaselineInterpolator("flow"), folder, "flow"),
             run_afi(clip, BaselineInterpolator("blend"), folder, "blend"),
             reference,
