@@ -30,6 +30,12 @@ def source(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return path
 
 
+def min_psnr(a: np.ndarray, b: np.ndarray) -> float:
+    """The worst per-frame PSNR between two (N, H, W, 3) uint8 videos."""
+    mse = ((a.astype(np.float64) - b) ** 2).reshape(len(a), -1).mean(axis=1)
+    return float(10 * np.log10(255**2 / np.maximum(mse, 1e-10)).min())
+
+
 def killed_job(source: Path, output: Path, after_frames: int) -> subprocess.CompletedProcess:
     """Run the job in a child process that SIGKILLs itself once `after_frames` output frames are
     encoded: no handler, no cleanup, as when a machine dies."""
@@ -89,7 +95,9 @@ def test_a_killed_job_resumes_to_the_same_video(source: Path, tmp_path: Path) ->
     interpolate_video(request, BaselineInterpolator("blend"))
     resumed_frames, fresh_frames = decode(output).frames, decode(fresh).frames
     assert len(resumed_frames) == len(fresh_frames) == 64
-    assert np.array_equal(resumed_frames, fresh_frames)
+    # Frame-threaded x264 is not bit-reproducible on these tiny frames: two fresh encodes of the
+    # same pictures agree only to about 42 dB PSNR on some frames; a frame out of place scores 11 dB.
+    assert min_psnr(resumed_frames, fresh_frames) > 38.0
     assert decode(output).audio == ("aac",)
 
 
