@@ -1,19 +1,22 @@
 """Engines, sessions and schema revisions: the one place that knows about drivers and Alembic.
 
 Every query module takes a `Session` from `session_scope`, which commits or rolls back and turns
-driver errors into `RegistryError`s whose messages never show a password.
+driver errors into `RegistryError`s whose messages never show a password; `in_transaction` also
+runs a transaction again when MariaDB aborts it for a deadlock (what concurrent trainers write).
 """
 
 from __future__ import annotations
 
 import os
+import random
 import re
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
 from functools import lru_cache
 from pathlib import Path
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TypeVar
 
 from sqlalchemy import Connection, Engine, create_engine, event, make_url
 from sqlalchemy.engine import URL
@@ -25,6 +28,8 @@ from registry.errors import DatabaseUnavailable, RegistryError, SchemaOutOfDate
 if TYPE_CHECKING:
     from alembic.config import Config
 
+T = TypeVar("T")
+
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
 # Not alembic_version: Optuna studies share the registry database and Optuna reads that table.
 VERSION_TABLE = "afi_alembic_version"
@@ -35,6 +40,9 @@ MYSQL_CONNECT_TIMEOUT_S = 10
 # MySQL/MariaDB client and server codes that mean "cannot reach or log in", not "bad query":
 # db access denied, access denied, unknown db, socket, can't connect, unknown host, gone away, lost.
 MYSQL_UNREACHABLE_CODES = frozenset({1044, 1045, 1049, 2002, 2003, 2005, 2006, 2013})
+# Deadlock, lock wait timeout: InnoDB rolled the transaction back and it can simply run again.
+MYSQL_LOCK_CONFLICT_CODES = frozenset({1213, 1205})
+CONFLICT_ATTEMPTS = 5
 # Execution option naming how an SQLite transaction starts. IMMEDIATE takes the write lock up
 # front, so read-then-write transactions (claiming a run) serialise instead of failing with
 # SQLITE_BUSY when two writers both try to upgrade their read locks.
@@ -80,7 +88,14 @@ def make_engine(url: str | URL) -> Engine:
 
 def _sqlite_engine(url: URL) -> Engine:
     engine = create_engine(url, connect_args={"timeout": SQLITE_BUSY_TIMEOUT_S})
-    on_disk = url.database not in (None, "", ":memory:")
+    configure_sqlite(engine)
+    return engine
+
+
+def configure_sqlite(engine: Engine) -> None:
+    """Foreign keys, WAL, and transactions that take the write lock when they begin (see
+    SQLITE_BEGIN): also for engines made elsewhere on the registry's file, such as Optuna's."""
+    on_disk = engine.url.database not in (None, "", ":memory:")
 
     @event.listens_for(engine, "connect")
     def _on_connect(dbapi_connection, _record) -> None:  # type: ignore[no-untyped-def]
@@ -99,8 +114,6 @@ def _sqlite_engine(url: URL) -> Engine:
     def _on_begin(connection: Connection) -> None:
         mode = connection.get_execution_options().get(SQLITE_BEGIN, "IMMEDIATE")
         connection.exec_driver_sql(f"BEGIN {mode}")
-
-    return engine
 
 
 def _mysql_engine(url: URL) -> Engine:
@@ -158,6 +171,28 @@ def session_scope(engine: Engine) -> Iterator[Session]:
         raise
     finally:
         session.close()
+
+
+def in_transaction(engine: Engine, work: Callable[[Session], T], attempts: int = CONFLICT_ATTEMPTS) -> T:
+    """`work(session)` in one transaction, run again from the start (after a short random pause)
+    when the server aborts it for a lock conflict. InnoDB deadlocks even at READ COMMITTED: an
+    upsert's duplicate-key check takes next-key locks, and a child row's foreign-key check a shared
+    lock on its parent. `work` must touch nothing but the session, so that running it twice is safe."""
+    for attempt in range(1, attempts + 1):
+        try:
+            with session_scope(engine) as session:
+                return work(session)
+        except RegistryError as exc:
+            if attempt == attempts or not _is_lock_conflict(exc.__cause__):
+                raise
+        time.sleep(random.uniform(0.05, 0.2) * attempt)
+    raise AssertionError("unreachable: the last attempt returns or raises")
+
+
+def _is_lock_conflict(exc: BaseException | None) -> bool:
+    original = getattr(exc, "orig", None)
+    args = getattr(original, "args", ())
+    return bool(args) and args[0] in MYSQL_LOCK_CONFLICT_CODES
 
 
 # Alembic is imported inside the functions that migrate: workers and trainers only read and write

@@ -60,7 +60,11 @@ def test_two_workers_drain_the_ablation_grid(engine: Engine, afi_home: Path) -> 
         afi_process(url, afi_home, "worker", "--until-empty", "--poll", "0.5", "--stale-after", "30", "--json")
         for _ in range(2)
     ]
-    reports = [finish(worker) for worker in workers]
+    outputs = [worker.communicate(timeout=240) for worker in workers]
+    # The workers' logs, with any training process's traceback: what a failed run below died of.
+    logs = "\n".join(err[-4000:] for _, err in outputs)
+    assert all(worker.returncode == 0 for worker in workers), logs
+    reports = [json.loads(out) for out, _ in outputs]
     trained = [outcome["run_id"] for report in reports for outcome in report["runs"]]
     first_stage = json.loads(curriculum.stdout)["runs"][0]["id"]
     assert sorted(trained) == sorted([r["id"] for r in runs] + [first_stage])  # each once, by one
@@ -72,9 +76,9 @@ def test_two_workers_drain_the_ablation_grid(engine: Engine, afi_home: Path) -> 
 
     with session_scope(engine) as s:
         records = registry_runs.list_runs(s, experiment="ablation-arch")
-    assert {(r.status, r.attempt) for r in records} == {("completed", 1)}, [
-        (r.name, r.status, r.message) for r in records if r.status != "completed"
-    ]
+    assert {(r.status, r.attempt) for r in records} == {("completed", 1)}, (
+        [(r.name, r.status, r.message) for r in records if r.status != "completed"], logs
+    )
     assert {r.accelerator for r in records} == {"local:1"}
 
     shown = afi(url, "experiment", "show", "ablation-arch", "--json")

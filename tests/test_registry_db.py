@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import threading
+import time
 from pathlib import Path
 
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from sqlalchemy import Engine, inspect, text
+from sqlalchemy.orm import Session
 
 from registry.db import (
     VERSION_TABLE,
@@ -15,6 +18,7 @@ from registry.db import (
     current_revision,
     downgrade,
     head_revision,
+    in_transaction,
     make_engine,
     mask_url,
     resolve_url,
@@ -152,3 +156,62 @@ def test_driver_errors_become_registry_errors_and_roll_back(engine: Engine) -> N
             s.execute(text("SELECT nope FROM experiments"))
     with session_scope(engine) as s:
         assert s.scalar(text("SELECT COUNT(*) FROM experiments")) == 0
+
+
+def _experiments(engine: Engine, count: int) -> list[int]:
+    with session_scope(engine) as s:
+        for index in range(count):
+            s.execute(
+                text("INSERT INTO experiments (name, kind, created_at) VALUES (:name, 'k', '2024-01-01')"),
+                {"name": f"e{index}"},
+            )
+        return list(s.scalars(text("SELECT id FROM experiments ORDER BY id")))
+
+
+def test_a_transaction_the_server_aborts_for_a_deadlock_runs_again(engine: Engine, backend: str) -> None:
+    if backend == "sqlite":
+        pytest.skip("SQLite transactions take the write lock as they begin: there is no deadlock to provoke")
+    first, second, *others = _experiments(engine, 6)
+    ours_holds_first, theirs_started = threading.Event(), threading.Event()
+
+    def theirs() -> None:
+        # Locks `second` then `first`; it changes more rows, so InnoDB picks ours as the victim.
+        with engine.begin() as connection:
+            for row in (second, *others):
+                connection.execute(text("UPDATE experiments SET kind = 'theirs' WHERE id = :id"), {"id": row})
+            theirs_started.set()
+            ours_holds_first.wait(10)
+            connection.execute(text("UPDATE experiments SET kind = 'theirs' WHERE id = :id"), {"id": first})
+
+    attempts = []
+
+    def ours(s: Session) -> str:
+        attempts.append(1)
+        s.execute(text("UPDATE experiments SET kind = 'ours' WHERE id = :id"), {"id": first})
+        if len(attempts) == 1:
+            ours_holds_first.set()
+            time.sleep(0.5)  # their update of `first` is now waiting for us
+        s.execute(text("UPDATE experiments SET kind = 'ours' WHERE id = :id"), {"id": second})
+        return "done"
+
+    other = threading.Thread(target=theirs)
+    other.start()
+    assert theirs_started.wait(10)
+    assert in_transaction(engine, ours) == "done"
+    other.join(10)
+    assert len(attempts) == 2  # aborted once by the deadlock, then committed after theirs
+    with session_scope(engine) as s:
+        kinds = dict(s.execute(text("SELECT id, kind FROM experiments")).all())
+    assert kinds[first] == kinds[second] == "ours" and {kinds[row] for row in others} == {"theirs"}
+
+
+def test_other_errors_are_not_run_again(engine: Engine) -> None:
+    attempts = []
+
+    def broken(s: Session) -> None:
+        attempts.append(1)
+        s.execute(text("SELECT nope FROM experiments"))
+
+    with pytest.raises(RegistryError, match="database error on"):
+        in_transaction(engine, broken)
+    assert len(attempts) == 1

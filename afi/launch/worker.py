@@ -24,7 +24,7 @@ from afi.errors import UsageError
 from afi.launch.budget import UsageMeter
 from afi.launch.pricing import LOCAL_ACCELERATOR
 from registry import runs as registry_runs
-from registry.db import make_engine, mask_url, session_scope
+from registry.db import in_transaction, make_engine, mask_url, session_scope
 from registry.errors import InvalidTransition, RegistryError
 from registry.records import RunRecord
 
@@ -229,15 +229,19 @@ class Worker:
         """After a child exits: a run it left `running` died with it (failed); one it stopped
         cleanly (preempted: a signal) goes back to the queue to resume."""
         code = active.process.exitcode
-        with session_scope(self.engine) as s:
+
+        def settle(s: Any) -> RunRecord:
             run = registry_runs.get_run(s, active.run.id)
             if run.status == "running" and run.worker_id == self.worker_id:
-                run = registry_runs.transition(
+                return registry_runs.transition(
                     s, run.id, "failed", expected={"running"},
                     message=f"training process exited with code {code} without finishing the run",
                 )
-            elif run.status == "preempted":
-                run = registry_runs.transition(s, run.id, "queued", expected={"preempted"})
+            if run.status == "preempted":
+                return registry_runs.transition(s, run.id, "queued", expected={"preempted"})
+            return run
+
+        run = in_transaction(self.engine, settle)
         log.info("run %s (%s) ended %s", run.id, run.name, run.status)
         return RunOutcome(run.id, run.name, run.status, code)
 
@@ -326,8 +330,30 @@ def train_in_child(db_url: str, run_id: int, worker_id: str, lifeline: Any, thre
     engine = make_engine(db_url)
     try:
         start_run(engine, run_id, resume=True, claimed_by=worker_id)
+    except BaseException as exc:
+        _record_failure(engine, run_id, worker_id, exc)
+        raise
     finally:
         engine.dispose()
+
+
+def _record_failure(engine: Any, run_id: int, worker_id: str, exc: BaseException) -> None:
+    """Say on the run why its training process failed, where the trainer could not (an error
+    before its registry logging started, or in it): otherwise the worker can only say that the
+    process exited. A run that is no longer running for this worker is left as it is."""
+    detail = str(exc).splitlines()[0] if str(exc) else ""
+
+    def record(s: Any) -> None:
+        run = registry_runs.get_run(s, run_id)
+        if run.status == "running" and run.worker_id == worker_id:
+            registry_runs.transition(
+                s, run_id, "failed", expected={"running"}, message=f"{type(exc).__name__}: {detail}"
+            )
+
+    try:
+        in_transaction(engine, record)
+    except Exception as error:  # the registry itself may be what failed: the worker settles the run
+        log.warning("run %s: could not record its failure (%s): %s", run_id, exc, error)
 
 
 def _exit_with_worker(lifeline: Any) -> None:

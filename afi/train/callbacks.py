@@ -11,7 +11,7 @@ import torch
 from afi.train.loop import Callback, ImageSample, StepReport, StopFlag
 from registry import metrics as registry_metrics
 from registry import runs as registry_runs
-from registry.db import session_scope
+from registry.db import in_transaction
 
 # Often enough that `afi worker` finds a dead run within a minute or two, rarely enough that it
 # costs nothing: one short UPDATE.
@@ -46,10 +46,15 @@ class RegistryCallback(Callback):
             self.beat(step)
 
     def beat(self, step: int) -> None:
-        with session_scope(self.engine) as session:
+        train_seconds = self.train_seconds  # the same on every attempt of the transaction
+
+        def stamp(session: Any) -> str:
             status = registry_runs.heartbeat(session, self.run_id, step=step)
             if status == "running":
-                registry_runs.update_run(session, self.run_id, train_seconds=self.train_seconds)
+                registry_runs.update_run(session, self.run_id, train_seconds=train_seconds)
+            return status
+
+        status = in_transaction(self.engine, stamp)
         self.last_beat = time.monotonic()
         if status != "running":
             self.stop.request(f"the run is {status} in the registry")

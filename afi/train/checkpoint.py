@@ -23,7 +23,7 @@ from afi.paths import runs_dir
 from registry import checkpoints as registry_checkpoints
 from registry import evaluations as registry_evaluations
 from registry import runs as registry_runs
-from registry.db import session_scope
+from registry.db import in_transaction, session_scope
 from registry.records import CheckpointRecord, RunRecord
 
 CHECKPOINT_SUFFIX = ".pt"
@@ -139,7 +139,11 @@ class CheckpointStore:
     ) -> None:
         written = save_checkpoint(payload, checkpoint_path(self.directory, step))
         run_id = self.record.id
-        with session_scope(self.engine) as session:
+
+        def record(session: Any) -> list[CheckpointRecord]:
+            # The run's row first: its lock then covers the foreign-key checks of the rows added
+            # below, instead of each taking a shared lock that the update would have to upgrade.
+            registry_runs.heartbeat(session, run_id, step=step)
             row = registry_checkpoints.add_checkpoint(
                 session,
                 run_id,
@@ -169,7 +173,9 @@ class CheckpointStore:
             )
             for old in doomed:
                 registry_checkpoints.delete_checkpoint(session, old.id)
-            registry_runs.heartbeat(session, run_id, step=step)
+            return doomed
+
+        doomed = in_transaction(self.engine, record)
         # Files go after the rows: a crash in between leaves an unlisted file, never a dangling row.
         for old in doomed:
             Path(old.path).unlink(missing_ok=True)

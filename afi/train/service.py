@@ -48,7 +48,7 @@ from registry import checkpoints as registry_checkpoints
 from registry import datasets as registry_datasets
 from registry import runs as registry_runs
 from registry.clock import utcnow
-from registry.db import session_scope
+from registry.db import in_transaction, session_scope
 from registry.errors import InvalidTransition
 from registry.records import RunRecord
 
@@ -98,55 +98,59 @@ def start_run(
 
 def _take_over(engine: Any, run: str | int, resume: bool, claimed_by: str | None) -> RunRecord:
     """Move the run to `running`, owned by this process; a completed run is returned as is."""
-    with session_scope(engine) as session:
-        record = registry_runs.get_run(session, run)
-        status, name = record.status, record.name
-        if status == "running" and claimed_by is not None and record.worker_id == claimed_by:
-            return record
-        if status == "completed":
-            if not resume or record.stage + 1 >= record.stage_count:
-                raise UsageError(
-                    f"run {name!r} is completed: nothing left to train (see `afi run show {name}`)"
-                )
-            return record
-        if status == "cancelled":
-            raise UsageError(f"run {name!r} is cancelled: create a new run with `afi run create`")
-        if record.dataset is None:
+    return in_transaction(engine, lambda session: _take_over_in(session, run, resume, claimed_by))
+
+
+def _take_over_in(session: Any, run: str | int, resume: bool, claimed_by: str | None) -> RunRecord:
+    record = registry_runs.get_run(session, run)
+    status, name = record.status, record.name
+    if status == "running" and claimed_by is not None and record.worker_id == claimed_by:
+        return record
+    if status == "completed":
+        if not resume or record.stage + 1 >= record.stage_count:
             raise UsageError(
-                f"run {name!r} has no dataset: create it with --dataset NAME "
-                "(see `afi dataset list`)"
+                f"run {name!r} is completed: nothing left to train (see `afi run show {name}`)"
             )
-        if (
-            RunConfig.from_dict(record.config or {}).best_metric == "lpips"
-            and not lpips_available()
-        ):
-            raise UsageError(
-                f"run {name!r} picks its best checkpoint by lpips, which is unavailable here "
-                "(needs the lpips package and its AlexNet weights in torch hub's cache): "
-                "install them, or use another best_metric"
-            )
-        if not resume and status != "created" and status != "queued":
-            raise UsageError(
-                f"run {name!r} is {status} at step {record.step}: "
-                "pass --resume to continue it from its last checkpoint "
-                f"(`afi run start {name} --resume`)"
-            )
-        if status == "running":
-            registry_runs.transition(
-                session, record.id, "preempted", expected={"running"}, message=_dead_owner(record)
-            )
-            status = "preempted"
-        if status in ("failed", "preempted"):
-            registry_runs.transition(session, record.id, "queued", expected={status})
-            status = "queued"
-        return registry_runs.transition(
-            session,
-            record.id,
-            "running",
-            expected={status},
-            worker_id=worker_id(),
-            host=socket.gethostname(),
+        return record
+    if status == "cancelled":
+        raise UsageError(f"run {name!r} is cancelled: create a new run with `afi run create`")
+    if record.dataset is None:
+        raise UsageError(
+            f"run {name!r} has no dataset: create it with --dataset NAME "
+            "(see `afi dataset list`)"
         )
+    if (
+        RunConfig.from_dict(record.config or {}).best_metric == "lpips"
+        and not lpips_available()
+    ):
+        raise UsageError(
+            f"run {name!r} picks its best checkpoint by lpips, which is unavailable here "
+            "(needs the lpips package and its AlexNet weights in torch hub's cache): "
+            "install them, or use another best_metric"
+        )
+    if not resume and status != "created" and status != "queued":
+        raise UsageError(
+            f"run {name!r} is {status} at step {record.step}: "
+            "pass --resume to continue it from its last checkpoint "
+            f"(`afi run start {name} --resume`)"
+        )
+    if status == "running":
+        registry_runs.transition(
+            session, record.id, "preempted", expected={"running"}, message=_dead_owner(record)
+        )
+        status = "preempted"
+    if status in ("failed", "preempted"):
+        registry_runs.transition(session, record.id, "queued", expected={status})
+        status = "queued"
+    return registry_runs.transition(
+        session,
+        record.id,
+        "running",
+        expected={status},
+        worker_id=worker_id(),
+        host=socket.gethostname(),
+    )
+
 
 
 def _dead_owner(record: RunRecord) -> str:
@@ -178,34 +182,38 @@ def _next_stage(engine: Any, parent: RunRecord, callbacks: Sequence[Callback]) -
     """The child run of the next stage, running and owned by this process; created if new."""
     stage_index = parent.stage + 1
     stage = RunConfig.from_dict(parent.config or {}).stages[stage_index]
-    with session_scope(engine) as session:
+
+    def find_or_create(session: Any) -> tuple[RunRecord | None, RunRecord | None]:
         existing = next(
             (r for r in registry_runs.list_runs(session) if r.parent_run_id == parent.id), None
         )
-        if existing is None:
-            new = registry_runs.NewRun(
-                variant_id=parent.variant_id,
-                width=stage.width,
-                height=stage.height,
-                kind=parent.kind,
-                dataset_id=parent.dataset_id,
-                experiment_id=parent.experiment_id,
-                stage=stage_index,
-                stage_count=parent.stage_count,
-                parent_run_id=parent.id,
-                backend=parent.backend,
-                host=socket.gethostname(),
-                accelerator=parent.accelerator,
-                spot=parent.spot,
-                hourly_price=parent.hourly_price,
-                seed=parent.seed,
-                config=parent.config,
-                config_hash=parent.config_hash,
-                git_commit=parent.git_commit,
-                total_steps=stage.steps,
-                tags=parent.tags,
-            )
-            child = registry_runs.create_run(session, new)
+        if existing is not None:
+            return existing, None
+        new = registry_runs.NewRun(
+            variant_id=parent.variant_id,
+            width=stage.width,
+            height=stage.height,
+            kind=parent.kind,
+            dataset_id=parent.dataset_id,
+            experiment_id=parent.experiment_id,
+            stage=stage_index,
+            stage_count=parent.stage_count,
+            parent_run_id=parent.id,
+            backend=parent.backend,
+            host=socket.gethostname(),
+            accelerator=parent.accelerator,
+            spot=parent.spot,
+            hourly_price=parent.hourly_price,
+            seed=parent.seed,
+            config=parent.config,
+            config_hash=parent.config_hash,
+            git_commit=parent.git_commit,
+            total_steps=stage.steps,
+            tags=parent.tags,
+        )
+        return None, registry_runs.create_run(session, new)
+
+    existing, child = in_transaction(engine, find_or_create)
     if existing is not None:
         # An earlier attempt got as far as creating the child: continue it, never start a second.
         return (
@@ -343,13 +351,16 @@ def _finish(
     engine: Any, record: RunRecord, status: str, message: str | None, **fields: Any
 ) -> RunRecord:
     """Move the run to its final state, unless the registry already moved it (cancelled, stale)."""
-    with session_scope(engine) as session:
+
+    def finish(session: Any) -> RunRecord:
         try:
             return registry_runs.transition(
                 session, record.id, status, expected={"running"}, message=message, **fields
             )
         except InvalidTransition:  # checked under the row's lock: a worker may move it any time
             return registry_runs.get_run(session, record.id)
+
+    return in_transaction(engine, finish)
 
 
 def _datasets(engine: Any, record: RunRecord, plan: StagePlan) -> tuple[Any, Any]:
