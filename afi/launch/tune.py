@@ -28,7 +28,7 @@ from afi.launch.spec import ExperimentSpec, SearchParam, value_text
 from afi.launch.worker import sweep_stale
 from registry import experiments as registry_experiments
 from registry import metrics as registry_metrics
-from registry.db import session_scope
+from registry.db import configure_sqlite, session_scope
 from registry.records import RunRecord
 
 BACKEND = "tune"  # trial runs train in their `afi tune` process: no worker may claim them
@@ -64,19 +64,21 @@ def study_storage(db_url: str, heartbeat_s: int) -> Any:
     import optuna
     from optuna.storages import RDBStorage, RetryHeartbeatStaleTrialCallback
 
-    engine_kwargs: dict[str, Any] = {}
-    if db_url.startswith("sqlite"):
-        # Two processes writing one SQLite file wait for each other instead of failing at once.
-        engine_kwargs["connect_args"] = {"timeout": 30}
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)  # heartbeats
-        return RDBStorage(
+        storage = RDBStorage(
             db_url,
-            engine_kwargs=engine_kwargs,
             heartbeat_interval=heartbeat_s,
             grace_period=2 * heartbeat_s,
             heartbeat_stale_trial_callback=RetryHeartbeatStaleTrialCallback(max_retry=MAX_RETRIES),
         )
+    if storage.engine.name == "sqlite":
+        # SQLite ignores the FOR UPDATE with which Optuna takes a queued trial: with pysqlite's
+        # late, deferred transactions two processes both read it as waiting and both ran it.
+        # Transactions that take the write lock as they begin make that read-then-write atomic.
+        configure_sqlite(storage.engine)
+        storage.engine.dispose()  # connections opened while Optuna set up its tables
+    return storage
 
 
 def open_study(db_url: str, spec: ExperimentSpec, name: str, heartbeat_s: int = 10) -> Any:
