@@ -82,8 +82,11 @@ def make_clip(folder: Path, size: tuple[int, int], frames: int) -> Clip:
 
 
 def decode(path: Path) -> np.ndarray:
+    """Every output is read back the same way, as AFI reads its input."""
+    from afi.data.video import frame_to_rgb
+
     with av.open(str(path)) as container:
-        return np.stack([f.to_ndarray(format="rgb24") for f in container.decode(video=0)])
+        return np.stack([frame_to_rgb(f) for f in container.decode(video=0)])
 
 
 def mean_psnr(output: np.ndarray, clip: Clip) -> float:

