@@ -40,6 +40,7 @@ def quickstart(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
     home = tmp_path_factory.mktemp("quickstart") / "afi_home"
     result = afi(home, "quickstart", "--minutes", "2")
     assert result.returncode == 0, result.stdout + result.stderr
+    assert "every model beats the blend baseline" in result.stdout
     experiment = re.search(r"experiment\s+(quickstart-[\w-]+)", result.stdout)
     assert experiment, result.stdout
     print(result.stdout)
@@ -60,6 +61,8 @@ def test_runs_completed_and_evaluated_beside_baselines(quickstart: tuple[Path, s
     baselines = {row["arch"]: row["psnr"] for row in board if row["is_baseline"]}
     assert {row["run_id"] for row in models} == {r["id"] for r in runs}
     assert set(baselines) == {"nearest", "blend", "flow"}
+    # The bar: every trained model beats the cross-fade (DIS guidance: by about 5.7 dB).
+    assert all(row["psnr"] > baselines["blend"] + 1.0 for row in models), (models, baselines)
 
 
 def test_leaderboard_order_matches_the_metric(quickstart: tuple[Path, str]) -> None:
