@@ -11,7 +11,6 @@ as the slowest variant can afford.
 
 from __future__ import annotations
 
-import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
@@ -45,8 +44,11 @@ from registry.db import mask_url, session_scope
 from registry.errors import NotFound
 from registry.records import LeaderboardRow
 
+# Slowest first (U-Net, then the discriminator): the worker claims runs in queue order, so the
+# long runs start first and the two slots end nearly together. (At 10 minutes the runs took 366,
+# 271, 268 and 244 s: fast ones first, the last ended 634 s in; slow ones first, 610 s.)
 ARCHS = ("unet", "isnet")
-DISCS = ("none", "patchgan")
+DISCS = ("patchgan", "none")
 # DIS-guided backbones: in the minutes of CPU training a quickstart run gets, a backbone without
 # flow stays at the blend it starts from (measured on this data, test split, blend 26.07 dB:
 # +0.001 dB after 150 steps) and a learned IFNet gets to 27.99 dB, while a DIS-guided one starts at
@@ -60,6 +62,7 @@ RUN_OVERHEAD_S = 8.0  # per run: process start, set-up, the final validation, ch
 CONTENTION = 1.15  # runs side by side, one per core, step this much slower than one alone
 AFTER_TRAINING_S = 20.0  # evaluation of every run and the baselines, the video (measured: 9 s)
 MIN_STEPS = 20
+ADV_WARMUP_SHARE = 0.25  # of a run's steps before its discriminator trains (and costs time)
 
 Report = Callable[[str], None]
 
@@ -144,8 +147,15 @@ def base_config(options: QuickstartOptions, steps: int) -> RunConfig:
         image_every=steps,
         keep_last=1,
         ema_decay=max(0.0, 1.0 - 10.0 / steps),
-        adv_warmup_steps=steps // 4,
+        adv_warmup_steps=int(steps * ADV_WARMUP_SHARE),
     ).validate()
+
+
+def calibration_config(options: QuickstartOptions, arch: str, disc: str) -> RunConfig:
+    """A run of the variant whose every step is a full one: no adversarial warm-up, which in a
+    real run skips the discriminator for its first steps only."""
+    variant = replace(default_variant(arch, FLOW, disc), width=options.width, depth=options.depth)
+    return replace(base_config(options, 100), variant=variant, adv_warmup_steps=0)
 
 
 def seconds_per_step(engine: Any, config: RunConfig, steps: int = 3) -> float:
@@ -197,19 +207,49 @@ def ensure_dataset(engine: Any, options: QuickstartOptions, report: Report) -> N
 def plan_training(
     options: QuickstartOptions, speeds: dict[str, float], elapsed_s: float, report: Report
 ) -> TrainingPlan:
-    """Steps per run so that all runs, `parallel` at a time and each on its share of the cores
-    (as calibrated), finish within what the budget leaves for training; never fewer than
-    MIN_STEPS, saying so when the budget is too short for them on this machine."""
-    waves = math.ceil(len(speeds) / options.parallel)
-    fixed_s = waves * RUN_OVERHEAD_S
-    step_s = sum(speeds.values()) / options.parallel * CONTENTION  # one step of every run
+    """Steps per run so that the runs, taken in queue order by `parallel` slots, each on its
+    share of the cores (as calibrated), all end within what the budget leaves for training; never
+    fewer than MIN_STEPS, saying so when the budget is too short for them on this machine.
+
+    `speeds`: seconds per full step of each "arch/disc" in queue order."""
+    per_step = [mean_step_s(speeds, key) * CONTENTION for key in speeds]
+
+    def wall_s(steps: int) -> float:
+        return makespan([RUN_OVERHEAD_S + steps * seconds for seconds in per_step], options.parallel)
+
     train_s = options.budget_s - elapsed_s - AFTER_TRAINING_S
-    steps = int((train_s - fixed_s) / step_s)
-    if steps < MIN_STEPS:
+    steps = MIN_STEPS
+    if wall_s(MIN_STEPS) > train_s:
         report(f"   --minutes {options.minutes:g} is too short on this machine for {MIN_STEPS} steps "
                f"per run: running {MIN_STEPS} anyway, so expect to overrun")
-        steps = MIN_STEPS
-    return TrainingPlan(steps=steps, seconds=fixed_s + steps * step_s)
+    else:
+        # The wall time grows with the steps: the largest count that fits, by bisection.
+        fits, too_many = MIN_STEPS, MIN_STEPS + 1
+        while wall_s(too_many) <= train_s:
+            fits, too_many = too_many, too_many * 2
+        while too_many - fits > 1:
+            middle = (fits + too_many) // 2
+            fits, too_many = (middle, too_many) if wall_s(middle) <= train_s else (fits, middle)
+        steps = fits
+    return TrainingPlan(steps=steps, seconds=wall_s(steps))
+
+
+def mean_step_s(speeds: dict[str, float], key: str) -> float:
+    """A run's mean seconds per step: a run with a discriminator steps without it while warming up."""
+    arch, disc = key.split("/")
+    if disc == "none":
+        return speeds[key]
+    return ADV_WARMUP_SHARE * speeds[f"{arch}/none"] + (1 - ADV_WARMUP_SHARE) * speeds[key]
+
+
+def makespan(durations: list[float], parallel: int) -> float:
+    """Wall time of jobs taken in order by `parallel` slots, each slot taking the next job as it
+    frees: how workers drain a queue."""
+    free_at = [0.0] * parallel
+    for duration in durations:
+        slot = free_at.index(min(free_at))
+        free_at[slot] += duration
+    return max(free_at)
 
 
 class PhaseClock:
@@ -245,9 +285,7 @@ def run_quickstart(engine: Any, db_url: str, options: QuickstartOptions, report:
 
     report("2/5 sizing: measuring each variant's step time on this machine")
     speeds = {
-        f"{arch}/{disc}": seconds_per_step(engine,
-            replace(base_config(options, 100), variant=replace(
-                default_variant(arch, FLOW, disc), width=options.width, depth=options.depth)))
+        f"{arch}/{disc}": seconds_per_step(engine, calibration_config(options, arch, disc))
         for arch in ARCHS for disc in DISCS
     }
     plan = plan_training(options, speeds, clock.elapsed_s, report)
