@@ -27,6 +27,13 @@ PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 LOWER_IS_BETTER = ("lineart", "lpips")
 BEST_METRICS = ("psnr", "ssim", "lineart", "lpips")
 
+
+def best_score(values: list[float], metric: str) -> float | None:
+    """The best of `values` by `metric`'s direction; None for none."""
+    if not values:
+        return None
+    return min(values) if metric in LOWER_IS_BETTER else max(values)
+
 # Loss terms a variant may weight. Names match the functions in afi/losses.py.
 LOSS_TERMS = (
     "l1",

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from afi.config import BEST_METRICS, LOWER_IS_BETTER
+from afi.config import BEST_METRICS, best_score
 from afi.errors import UsageError
 from registry import leaderboard as registry_leaderboard
 from registry.db import session_scope
@@ -67,7 +67,6 @@ def group(rows: list[LeaderboardRow], fields: list[str], metric: str) -> list[Gr
     groups = []
     for key, grouped in members.items():  # insertion order = rank of each group's best row
         values = [v for v in (getattr(r, metric) for r in grouped) if v is not None]
-        best = (min(values) if metric in LOWER_IS_BETTER else max(values)) if values else None
-        groups.append(GroupRow(dict(zip(fields, key)), len(grouped), best,
+        groups.append(GroupRow(dict(zip(fields, key)), len(grouped), best_score(values, metric),
                                sum(values) / len(values) if values else None, grouped[0].run))
     return groups

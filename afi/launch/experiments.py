@@ -14,7 +14,7 @@ import statistics
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
-from afi.config import LOWER_IS_BETTER, RunConfig, VariantConfig
+from afi.config import RunConfig, VariantConfig, best_score
 from afi.errors import AfiError, NotFoundError, UsageError
 from afi.launch import sky as sky_tasks
 from afi.launch.budget import BudgetReport, budget_report, check_budget, estimate_cost
@@ -323,7 +323,6 @@ def group_rows(
     """One entry per (grid key, value): how many runs, and the mean and best `metric` of those
     evaluated. Every key in turn, so an ablation reads as 'isnet beats unet on average'."""
     tags = {run.id: run.tags for run in runs}
-    lower_better = metric in LOWER_IS_BETTER
     groups = []
     for key in keys:
         values: dict[str, list[float]] = {}
@@ -339,7 +338,6 @@ def group_rows(
             if value is not None and score is not None:
                 values[value].append(score)
         for value, scores in values.items():
-            best = (min if lower_better else max)(scores) if scores else None
             groups.append(
                 {
                     "key": key,
@@ -347,7 +345,7 @@ def group_rows(
                     "runs": counts[value],
                     "evaluated": len(scores),
                     f"mean_{metric}": statistics.fmean(scores) if scores else None,
-                    f"best_{metric}": best,
+                    f"best_{metric}": best_score(scores, metric),
                 }
             )
     return groups
