@@ -9,11 +9,21 @@ import pytest
 import torch
 from torch import nn
 
-from afi.config import default_variant
+from afi.config import DataConfig, RunConfig, StageConfig, default_variant
 from afi.data.synth import SynthConfig, generate_cartoon
 from afi.errors import UsageError
 from afi.models import build_interpolator
-from afi.video.engine import LoadedModel, ModelInterpolator, Tiling, resolve_tiling, tile_origins
+from afi.train.checkpoint import save_checkpoint
+from afi.train.device import setup_device
+from afi.train.loop import Progress, StagePlan, build_parts, checkpoint_payload
+from afi.video.engine import (
+    LoadedModel,
+    ModelInterpolator,
+    Tiling,
+    load_model_file,
+    resolve_tiling,
+    tile_origins,
+)
 
 
 def local_model(arch: str) -> LoadedModel:
@@ -77,6 +87,20 @@ def test_tiling_choice() -> None:
         resolve_tiling(-1)
     with pytest.raises(UsageError):
         resolve_tiling(8)
+
+
+def test_a_checkpoint_file_says_its_training_size(tmp_path) -> None:
+    """`afi interpolate --checkpoint` picks the scale without the run's registry."""
+    config = RunConfig(
+        variant=replace(default_variant("unet"), width=8, depth=2),
+        data=DataConfig(dataset="any"),
+        stages=(StageConfig(width=48, height=32, steps=1),),
+    ).validate()
+    plan = StagePlan(config, 0, setup_device("fp32"))
+    written = save_checkpoint(checkpoint_payload(plan, build_parts(plan), Progress()), tmp_path / "step.pt")
+    loaded = load_model_file(written.path)
+    assert loaded.train_size == (48, 32)
+    assert ModelInterpolator(loaded).scale_for(64, 96) == 0.5
 
 
 def test_scale_choice() -> None:

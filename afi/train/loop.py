@@ -259,6 +259,8 @@ def checkpoint_payload(plan: StagePlan, parts: TrainParts, progress: Progress) -
         "afi_version": __version__,
         **plan.meta,
         "stage": plan.stage_index,
+        # (width, height) of the crops: afi interpolate --checkpoint runs the networks at about it.
+        "train_size": [plan.stage.width, plan.stage.height],
         "step": progress.step,
         "best_value": progress.best_value,
         # Micro-batches taken from the (resumable) loader: where it restarts.
