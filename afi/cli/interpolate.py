@@ -67,7 +67,7 @@ def interpolate(
         Optional[float],
         typer.Option(
             help="Run the networks at this share of the frame size, in (0, 1]; flows and mask warp the "
-            "full-size frames (default: about the run's training size, 1 for a --checkpoint)."
+            "full-size frames (default: about the training size the run or checkpoint records, else 1)."
         ),
     ] = None,
     tile: Annotated[
