@@ -10,6 +10,8 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
+SMALL_MOTION_PX = 2.0  # motion at the in-between's time below which flows are not projected
+
 
 def gray(frame: np.ndarray) -> np.ndarray:
     """(H, W, 3) uint8 RGB -> (H, W) uint8 luma, what DIS reads."""
@@ -22,17 +24,29 @@ def intermediate_flows(gray0: np.ndarray, gray1: np.ndarray, t: float) -> tuple[
 
     DIS (Kroeger et al., ECCV 2016; medium preset) estimates flow0->1 and flow1->0; each is
     projected to time t (DAIN's flow projection, Bao et al., CVPR 2019): a pixel's motion is
-    moved to where that pixel is at t. Where no pixel lands (disocclusions), the flows are made
-    intermediate linearly as in Super SloMo (Jiang et al., CVPR 2018), which reads each flow at
-    the wrong pixel and so blurs moving edges: projection measured +0.7 dB PSNR over it on 480p
-    synthetic cartoon triplets (31.33 -> 32.02), for about 20 ms more per 480p pair.
+    moved to where that pixel is at t. Where the motion at t is small, and where no pixel lands
+    (disocclusions), the flows are made intermediate linearly as in Super SloMo (Jiang et al.,
+    CVPR 2018), which reads each flow at the wrong pixel and so blurs edges that move far.
+    Measured on synthetic cartoon triplets (flow baseline PSNR, linear -> this): 128x128 31.31 ->
+    31.31, 256x256 31.06 -> 31.48, 854x480 30.43 -> 31.45; about 20 ms more per 480p pair.
     """
     dis = cv2.DISOpticalFlow_create(cv2.DISOPTICAL_FLOW_PRESET_MEDIUM)
     flow01 = dis.calc(gray0, gray1, None)  # frame0 at x is frame1 at x + flow01(x)
     flow10 = dis.calc(gray1, gray0, None)
     linear_t0 = -(1 - t) * t * flow01 + t * t * flow10
     linear_t1 = (1 - t) * (1 - t) * flow01 - t * (1 - t) * flow10
-    return project_flow(flow01, t, linear_t0), project_flow(flow10, 1 - t, linear_t1)
+    return (
+        _projected_where_moving(linear_t0, project_flow(flow01, t, linear_t0)),
+        _projected_where_moving(linear_t1, project_flow(flow10, 1 - t, linear_t1)),
+    )
+
+
+def _projected_where_moving(linear: np.ndarray, projected: np.ndarray) -> np.ndarray:
+    """Below SMALL_MOTION_PX at t, reading a flow a pixel off (linear) costs less than the
+    projection's rounding to whole pixels and averaging where pixels collide (measured: projecting
+    everywhere lost 0.06 dB at 128x128)."""
+    moving = np.linalg.norm(linear, axis=-1, keepdims=True) >= SMALL_MOTION_PX
+    return np.where(moving, projected, linear)
 
 
 def project_flow(flow: np.ndarray, t: float, fallback: np.ndarray) -> np.ndarray:
