@@ -7,6 +7,8 @@ model starts exactly where the baseline is.
 
 from __future__ import annotations
 
+from functools import lru_cache
+
 import cv2
 import numpy as np
 
@@ -33,8 +35,8 @@ def intermediate_flows(gray0: np.ndarray, gray1: np.ndarray, t: float) -> tuple[
     dis = cv2.DISOpticalFlow_create(cv2.DISOPTICAL_FLOW_PRESET_MEDIUM)
     flow01 = dis.calc(gray0, gray1, None)  # frame0 at x is frame1 at x + flow01(x)
     flow10 = dis.calc(gray1, gray0, None)
-    linear_t0 = -(1 - t) * t * flow01 + t * t * flow10
-    linear_t1 = (1 - t) * (1 - t) * flow01 - t * (1 - t) * flow10
+    linear_t0 = cv2.addWeighted(flow01, -(1 - t) * t, flow10, t * t, 0.0)
+    linear_t1 = cv2.addWeighted(flow01, (1 - t) * (1 - t), flow10, -t * (1 - t), 0.0)
     return (
         _projected_where_moving(linear_t0, project_flow(flow01, t, linear_t0)),
         _projected_where_moving(linear_t1, project_flow(flow10, 1 - t, linear_t1)),
@@ -45,8 +47,9 @@ def _projected_where_moving(linear: np.ndarray, projected: np.ndarray) -> np.nda
     """Below SMALL_MOTION_PX at t, reading a flow a pixel off (linear) costs less than the
     projection's rounding to whole pixels and averaging where pixels collide (measured: projecting
     everywhere lost 0.06 dB at 128x128)."""
-    moving = np.linalg.norm(linear, axis=-1, keepdims=True) >= SMALL_MOTION_PX
-    return np.where(moving, projected, linear)
+    still = np.einsum("ijk,ijk->ij", linear, linear) < SMALL_MOTION_PX**2
+    projected[still] = linear[still]
+    return projected
 
 
 def project_flow(flow: np.ndarray, t: float, fallback: np.ndarray) -> np.ndarray:
@@ -54,23 +57,37 @@ def project_flow(flow: np.ndarray, t: float, fallback: np.ndarray) -> np.ndarray
     each pixel x moves to x + t flow(x) and brings -t flow(x) there (averaged where several land;
     `fallback` where none does). A 3x3 median removes the speckle of rounding to pixels."""
     h, w = flow.shape[:2]
-    grid_x, grid_y = np.meshgrid(np.arange(w, dtype=np.float32), np.arange(h, dtype=np.float32))
-    to_x = np.rint(grid_x + t * flow[..., 0]).astype(np.int64)
-    to_y = np.rint(grid_y + t * flow[..., 1]).astype(np.int64)
+    grid_x, grid_y = pixel_grid(h, w)
+    flow_x, flow_y = cv2.split(flow)
+    to_x = np.rint(grid_x + t * flow_x)
+    to_y = np.rint(grid_y + t * flow_y)
     inside = (to_x >= 0) & (to_x < w) & (to_y >= 0) & (to_y < h)
     # Pixels that leave the frame all land in one extra bin, dropped below: cheaper than masking.
-    target = np.where(inside, to_y * w + to_x, h * w).ravel()
-    landed = np.bincount(target, minlength=h * w + 1)[:-1].reshape(h, w, 1)
-    totals = [np.bincount(target, weights=flow[..., axis].ravel(), minlength=h * w + 1)[:-1] for axis in range(2)]
-    mean = np.stack(totals, axis=-1).reshape(h, w, 2) / np.maximum(landed, 1)
-    projected = np.where(landed > 0, -t * mean, fallback).astype(np.float32)
+    # (Pixel indices are exact in float32 up to 16.7 M pixels: 4K frames have 8.3 M.)
+    target = np.where(inside, to_y * w + to_x, h * w).astype(np.intp).ravel()
+    landed = np.bincount(target, minlength=h * w + 1)[:-1]
+    hit = landed > 0
+    scale = np.zeros(h * w)
+    scale[hit] = -t / landed[hit]
+    projected = np.empty_like(flow)
+    for axis, component in enumerate((flow_x, flow_y)):
+        total = np.bincount(target, weights=component.ravel(), minlength=h * w + 1)[:-1]
+        projected[..., axis] = np.where(hit, total * scale, fallback[..., axis].ravel()).reshape(h, w)
     return np.dstack([cv2.medianBlur(np.ascontiguousarray(projected[..., axis]), 3) for axis in range(2)])
+
+
+@lru_cache(maxsize=8)
+def pixel_grid(h: int, w: int) -> tuple[np.ndarray, np.ndarray]:
+    """x and y of every pixel, (H, W) float32 each; cached, as a video's frames share one size."""
+    grid_x, grid_y = np.meshgrid(np.arange(w, dtype=np.float32), np.arange(h, dtype=np.float32))
+    grid_x.flags.writeable = grid_y.flags.writeable = False
+    return grid_x, grid_y
 
 
 def backward_warp(image: np.ndarray, flow_field: np.ndarray) -> np.ndarray:
     """image sampled at x + flow(x); (H, W, C) and (H, W, 2) float32 pixels."""
     h, w = flow_field.shape[:2]
-    grid_x, grid_y = np.meshgrid(np.arange(w, dtype=np.float32), np.arange(h, dtype=np.float32))
+    grid_x, grid_y = pixel_grid(h, w)
     return cv2.remap(
         image,
         grid_x + flow_field[..., 0],
