@@ -52,7 +52,7 @@ DISCS = ("patchgan", "none")
 # DIS-guided backbones: in the minutes of CPU training a quickstart run gets, a backbone without
 # flow stays at the blend it starts from (measured on this data, test split, blend 26.07 dB:
 # +0.001 dB after 150 steps) and a learned IFNet gets to 27.99 dB, while a DIS-guided one starts at
-# the DIS flow baseline (31.77 dB) and learns occlusions and a residual on top of it.
+# the DIS flow baseline (31.75 dB) and learns occlusions and a residual on top of it.
 FLOW = "dis"
 DATASET = "quickstart-toons"
 EVAL_SPLIT = "test"
