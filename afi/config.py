@@ -34,6 +34,7 @@ def best_score(values: list[float], metric: str) -> float | None:
         return None
     return min(values) if metric in LOWER_IS_BETTER else max(values)
 
+
 # Loss terms a variant may weight. Names match the functions in afi/losses.py.
 LOSS_TERMS = (
     "l1",

@@ -178,15 +178,16 @@ def in_transaction(engine: Engine, work: Callable[[Session], T], attempts: int =
     when the server aborts it for a lock conflict. InnoDB deadlocks even at READ COMMITTED: an
     upsert's duplicate-key check takes next-key locks, and a child row's foreign-key check a shared
     lock on its parent. `work` must touch nothing but the session, so that running it twice is safe."""
-    for attempt in range(1, attempts + 1):
+    for attempt in range(1, attempts):
         try:
             with session_scope(engine) as session:
                 return work(session)
         except RegistryError as exc:
-            if attempt == attempts or not _is_lock_conflict(exc.__cause__):
+            if not _is_lock_conflict(exc.__cause__):
                 raise
         time.sleep(random.uniform(0.05, 0.2) * attempt)
-    raise AssertionError("unreachable: the last attempt returns or raises")
+    with session_scope(engine) as session:  # the last attempt: its error is the caller's
+        return work(session)
 
 
 def _is_lock_conflict(exc: BaseException | None) -> bool:

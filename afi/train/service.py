@@ -152,7 +152,6 @@ def _take_over_in(session: Any, run: str | int, resume: bool, claimed_by: str | 
     )
 
 
-
 def _dead_owner(record: RunRecord) -> str:
     """Why the process training `record` is gone; raises if it may still be alive."""
     host, _, pid = (record.worker_id or "").rpartition(":")
