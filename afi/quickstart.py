@@ -301,7 +301,7 @@ def run_quickstart(engine: Any, db_url: str, options: QuickstartOptions, report:
     Worker(db_url, worker_options).run()
     clock.lap("training")
 
-    report("4/5 evaluation: every run and the nearest / blend / flow baselines on the test split")
+    report("4/5 evaluation: every run and the nearest / blend / dis / flow baselines on the test split")
     with session_scope(engine) as session:
         runs = registry_runs.list_runs(session, experiment=name)
     unfinished = [f"{r.name} ({r.status}: {r.message})" for r in runs if r.status != "completed"]

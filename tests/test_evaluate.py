@@ -83,10 +83,11 @@ def test_eval_records_the_model_and_the_baselines(engine: Any, afi_home: Path, t
         ("interp", "unet"),
         ("baseline", "nearest"),
         ("baseline", "blend"),
+        ("baseline", "dis"),
         ("baseline", "flow"),
     ]
     assert all(s.triplets == count and s.recorded for s in report.scores)
-    model, nearest, blend, flow = report.scores
+    model, nearest, blend, dis, flow = report.scores
     assert {"psnr", "ssim", "lineart"} <= model.metrics.keys()
     assert blend.metrics["psnr"] > nearest.metrics["psnr"]
     assert model.step == 12
@@ -101,10 +102,11 @@ def test_eval_records_the_model_and_the_baselines(engine: Any, afi_home: Path, t
     assert all(
         r.dataset_id == dataset.id and r.split == "test" and r.checkpoint_id == best.id and r.step == 12 for r in rows
     )
-    assert sorted(b.arch for b in baselines) == ["blend", "flow", "nearest"]
+    assert sorted(b.arch for b in baselines) == ["blend", "dis", "flow", "nearest"]
     assert all(b.status == "completed" and b.dataset_id == dataset.id for b in baselines)
     assert sorted((row.arch, row.is_baseline) for row in board) == [
         ("blend", True),
+        ("dis", True),
         ("flow", True),
         ("nearest", True),
         ("unet", False),
@@ -113,13 +115,13 @@ def test_eval_records_the_model_and_the_baselines(engine: Any, afi_home: Path, t
     with session_scope(engine) as s:
         keys = [t.key for t in registry_datasets.list_triplets(s, dataset.id, split="test")]
     assert sorted(p.name for p in predictions.glob("*.png")) == sorted(f"{file_stem(k)}.png" for k in keys)
-    for method in ("nearest", "blend", "flow"):
+    for method in ("nearest", "blend", "dis", "flow"):
         assert len(list((predictions / method).glob("*.png"))) == count
 
     again = evaluate_run(engine, run.id, DATASET, split="test", baselines=True)
-    assert [s.recorded for s in again.scores] == [True, False, False, False]  # a baseline scores the same every time
+    assert [s.recorded for s in again.scores] == [True, False, False, False, False]  # a baseline scores the same every time
     with session_scope(engine) as s:
-        assert len(registry_runs.list_runs(s, kind="baseline")) == 3  # reused, not piled up
+        assert len(registry_runs.list_runs(s, kind="baseline")) == 4  # reused, not piled up
         assert len(registry_evaluations.list_evaluations(s, run.id)) == 2 * len(rows)
         for baseline in baselines:
             assert len(registry_evaluations.list_evaluations(s, baseline.id)) == len(nearest.metrics)
@@ -147,7 +149,7 @@ def test_eval_cli(db_url: str, engine: Any, afi_home: Path, tmp_path: Path) -> N
     result = afi(db_url, "eval", run.name, "--dataset", DATASET, "--baselines", "--json")
     assert result.exit_code == 0, result.output
     report = json.loads(result.stdout)
-    assert report["split"] == "test" and len(report["scores"]) == 4
+    assert report["split"] == "test" and len(report["scores"]) == 5
     assert all(score["triplets"] == count for score in report["scores"])
     table = afi(db_url, "eval", run.name, "--dataset", DATASET)
     assert table.exit_code == 0 and "psnr" in table.stdout

@@ -60,7 +60,7 @@ def test_runs_completed_and_evaluated_beside_baselines(quickstart: tuple[Path, s
     models = [row for row in board if not row["is_baseline"]]
     baselines = {row["arch"]: row["psnr"] for row in board if row["is_baseline"]}
     assert {row["run_id"] for row in models} == {r["id"] for r in runs}
-    assert set(baselines) == {"nearest", "blend", "flow"}
+    assert set(baselines) == {"nearest", "blend", "dis", "flow"}
     # The bar: every trained model beats the cross-fade (DIS guidance: by about 5.7 dB).
     assert all(row["psnr"] > baselines["blend"] + 1.0 for row in models), (models, baselines)
 
@@ -71,7 +71,7 @@ def test_leaderboard_order_matches_the_metric(quickstart: tuple[Path, str]) -> N
         result = afi(home, "leaderboard", "--split", "test", "--metric", metric, "--all", "--json")
         assert result.returncode == 0, result.stderr
         values = [row[metric] for row in json.loads(result.stdout)]
-        assert len(values) == 7  # four runs and three baselines
+        assert len(values) == 8  # four runs and four baselines
         assert values == sorted(values, reverse=descending)
 
 

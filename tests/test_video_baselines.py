@@ -52,5 +52,5 @@ def test_flow_moves_the_shape_instead_of_ghosting_it(moving_disc) -> None:
 
 
 def test_unknown_method_is_a_usage_error() -> None:
-    with pytest.raises(UsageError, match="nearest, blend, flow"):
+    with pytest.raises(UsageError, match="nearest, blend, dis, flow"):
         baseline_method("magic")

@@ -23,7 +23,7 @@ def evaluate(
         Optional[Path],
         typer.Option(help="Write each prediction to DIR/<triplet key>.png (baselines to DIR/<method>/)."),
     ] = None,
-    baselines: Annotated[bool, typer.Option("--baselines", help="Also score nearest, blend and flow.")] = False,
+    baselines: Annotated[bool, typer.Option("--baselines", help="Also score the classical baselines: nearest, blend, dis (plain bidirectional DIS) and flow (DIS projected to t).")] = False,
     batch: Annotated[int, typer.Option(help="Triplets per forward pass.")] = 8,
     as_json: JsonOption = False,
 ) -> None:

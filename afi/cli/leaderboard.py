@@ -38,7 +38,7 @@ def leaderboard(
         Optional[str], typer.Option(help="Summarise by fields, e.g. arch,disc (count, best, mean).")
     ] = None,
     all_runs: Annotated[bool, typer.Option("--all", help="Every run, not the best per variant.")] = False,
-    baselines: Annotated[bool, typer.Option(help="Include classical baselines (nearest, blend, flow).")] = True,
+    baselines: Annotated[bool, typer.Option(help="Include classical baselines (nearest, blend, dis, flow).")] = True,
     limit: Annotated[Optional[int], typer.Option(help="At most this many rows.")] = None,
     as_json: JsonOption = False,
     as_csv: Annotated[bool, typer.Option("--csv", help="Print CSV.")] = False,

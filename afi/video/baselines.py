@@ -1,4 +1,5 @@
-"""Classical in-betweening, the floor every model must clear: nearest frame, cross-fade, optical flow.
+"""Classical in-betweening, the floor every model must clear: nearest frame, cross-fade, optical flow
+(`dis`: plain bidirectional DIS; `flow`: DIS projected to the in-between's time).
 
 Each method maps frames0, frames1 (B, H, W, 3) uint8 and times (B,) in (0, 1) to the in-betweens
 (B, H, W, 3) uint8: the `FrameInterpolator` contract, which a model run through afi.video.engine
@@ -14,7 +15,7 @@ from typing import Protocol
 import numpy as np
 
 from afi.errors import UsageError
-from afi.opticalflow import backward_warp, gray, intermediate_flows
+from afi.opticalflow import backward_warp, gray, intermediate_flows, linear_intermediate_flows
 
 Method = Callable[[np.ndarray, np.ndarray, np.ndarray], np.ndarray]
 
@@ -43,13 +44,22 @@ def blend(frames0: np.ndarray, frames1: np.ndarray, times: np.ndarray) -> np.nda
 
 
 def flow(frames0: np.ndarray, frames1: np.ndarray, times: np.ndarray) -> np.ndarray:
-    """DIS optical flow both ways, each end warped to time t, blended by closeness in time."""
+    """DIS optical flow both ways projected to time t, each end warped there, blended by
+    closeness in time."""
     return np.stack([flow_pair(a, b, float(t)) for a, b, t in zip(frames0, frames1, times)])
 
 
-def flow_pair(frame0: np.ndarray, frame1: np.ndarray, t: float) -> np.ndarray:
-    """(H, W, 3) uint8 twice -> (H, W, 3) uint8 at time t."""
-    flow_t0, flow_t1 = intermediate_flows(gray(frame0), gray(frame1), t)
+def dis(frames0: np.ndarray, frames1: np.ndarray, times: np.ndarray) -> np.ndarray:
+    """Plain bidirectional DIS: the same, with linear intermediate flows (no time projection),
+    the strongest classical method on some real animation, so it is always on the board."""
+    return np.stack(
+        [flow_pair(a, b, float(t), linear_intermediate_flows) for a, b, t in zip(frames0, frames1, times)]
+    )
+
+
+def flow_pair(frame0: np.ndarray, frame1: np.ndarray, t: float, flows_at=intermediate_flows) -> np.ndarray:
+    """(H, W, 3) uint8 twice -> (H, W, 3) uint8 at time t, warped by `flows_at`'s flows."""
+    flow_t0, flow_t1 = flows_at(gray(frame0), gray(frame1), t)
     warped0 = backward_warp(frame0, flow_t0).astype(np.float32)
     warped1 = backward_warp(frame1, flow_t1).astype(np.float32)
     return _to_uint8((1 - t) * warped0 + t * warped1)
@@ -59,7 +69,7 @@ def _to_uint8(image: np.ndarray) -> np.ndarray:
     return np.clip(np.rint(image), 0, 255).astype(np.uint8)
 
 
-METHODS: dict[str, Method] = {"nearest": nearest, "blend": blend, "flow": flow}
+METHODS: dict[str, Method] = {"nearest": nearest, "blend": blend, "dis": dis, "flow": flow}
 
 
 def baseline_method(name: str) -> Method:
