@@ -15,8 +15,9 @@ from afi.errors import UsageError
 
 INTERP_ARCHS = ("unet", "isnet")
 AUTOENCODER_ARCHS = ("vae", "vqvae")
-# none: backbone alone; ifnet: learned flow (RIFE-style); dis: OpenCV DIS flow as a fixed prior
-FLOWS = ("none", "ifnet", "dis")
+# none: backbone alone; ifnet: learned flow (RIFE-style); dis: OpenCV DIS flow as a fixed prior;
+# dis+refine: IFNet blocks that correct DIS's flows and mask, starting exactly at DIS
+FLOWS = ("none", "ifnet", "dis", "dis+refine")
 DISCS = ("none", "patchgan", "sn-resnet-sa")
 ADV_LOSSES = ("hinge", "nonsat")
 GRAD_PENALTIES = ("none", "r1", "wgan-gp")
@@ -49,6 +50,7 @@ LOSS_TERMS = (
     "feature_match",
     "kl",
     "vq",
+    "distill",
 )
 DEFAULT_INTERP_LOSSES = {"charbonnier": 1.0, "laplacian": 0.5, "census": 0.1}
 DEFAULT_AUTOENCODER_LOSSES = {"l1": 1.0, "kl": 1e-4, "vq": 1.0}
@@ -92,6 +94,8 @@ class VariantConfig:
     disc_conditional: bool = True
     width: int = 32
     depth: int = 4
+    # Channels of the warped context features the backbone sees per frame (flow variants; 0: none).
+    context: int = 0
     losses: dict[str, float] = field(default_factory=lambda: dict(DEFAULT_INTERP_LOSSES))
     adv_loss: str = "hinge"
     grad_penalty: str = "r1"
@@ -118,6 +122,12 @@ class VariantConfig:
             raise UsageError(f"--arch {self.arch} is an autoencoder: it takes no --flow or --disc")
         for what, value in (("width", self.width), ("depth", self.depth)):
             _check_positive(what, value)
+        if not 0 <= self.context <= 64:
+            raise UsageError(f"context must be between 0 and 64 channels, got {self.context}")
+        if self.context and self.flow == "none":
+            raise UsageError("context features are warped by a flow: set --flow, or context = 0")
+        if self.losses.get("distill", 0) > 0 and self.flow not in ("ifnet", "dis+refine"):
+            raise UsageError("the distill loss trains a learned flow's teacher: use --flow ifnet or dis+refine")
         if not 1 <= self.depth <= 6:
             raise UsageError(f"depth must be between 1 and 6, got {self.depth}")
         for term, weight in self.losses.items():
@@ -134,7 +144,7 @@ class VariantConfig:
         """A readable unique name: arch[-flow][-disc], plus a config hash when not the default."""
         parts = [self.arch]
         if self.flow != "none":
-            parts.append("flow" if self.flow == "ifnet" else self.flow)
+            parts.append("flow" if self.flow == "ifnet" else self.flow.replace("+", "-"))
         if self.disc != "none":
             parts.append(self.disc)
         readable = "-".join(parts)

@@ -36,6 +36,12 @@ CENSUS_PATCH = 7
 # EDGE_RADIUS + 1 pixels away.
 EDGE_STRENGTH = 4.0
 EDGE_RADIUS = 4
+# Distillation: the teacher must beat the student by this much (of 1) at a pixel to pull its flow,
+# a flow gap counts up to this many pixels, and the flow term's weight beside the teacher's own
+# reconstruction (RIFE weighs its flow term 0.01 on pixel flows summed over blocks).
+DISTILL_MARGIN = 0.01
+DISTILL_MAX_GAP_PX = 8.0
+DISTILL_FLOW_WEIGHT = 0.05
 
 
 def l1(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
@@ -189,6 +195,24 @@ def feature_matching_loss(
     return perceptual_loss(fake_features, [r.detach() for r in real_features])
 
 
+def distillation_loss(
+    student_rgb: torch.Tensor,
+    teacher_rgb: torch.Tensor,
+    student_flows: torch.Tensor,
+    teacher_flows: torch.Tensor,
+    target: torch.Tensor,
+) -> torch.Tensor:
+    """RIFE's privileged distillation: the teacher (which saw the middle frame) learns to
+    reconstruct it, and the student's flows (B, 4, H, W, pixels) are pulled towards the teacher's
+    where the teacher's in-between is closer to the truth. Flow gaps are counted in pixels and
+    capped, so one wild teacher vector cannot dominate."""
+    teacher_error = (teacher_rgb - target).abs().mean(dim=1, keepdim=True)
+    student_error = (student_rgb.detach() - target).abs().mean(dim=1, keepdim=True)
+    better = (teacher_error + DISTILL_MARGIN < student_error).to(student_flows.dtype)  # (B, 1, H, W)
+    gap = (student_flows - teacher_flows.detach()).abs().clamp(max=DISTILL_MAX_GAP_PX)
+    return laplacian_pyramid_loss(teacher_rgb, target) + DISTILL_FLOW_WEIGHT * (gap * better).mean()
+
+
 # Terms that compare an image with its target directly.
 PIXEL_TERMS: dict[str, Callable[[torch.Tensor, torch.Tensor], torch.Tensor]] = {
     "l1": l1,
@@ -199,7 +223,8 @@ PIXEL_TERMS: dict[str, Callable[[torch.Tensor, torch.Tensor], torch.Tensor]] = {
     "edge": edge_loss,
 }
 FEATURE_TERMS = ("perceptual", "style")
-INTERP_ONLY_TERMS = ("adversarial", "feature_match")
+DISC_TERMS = ("adversarial", "feature_match")
+INTERP_ONLY_TERMS = (*DISC_TERMS, "distill")
 AUTOENCODER_ONLY_TERMS = ("kl", "vq")
 GENERATOR_ADV = {"hinge": hinge_g, "nonsat": nonsat_g}
 DISCRIMINATOR_ADV = {"hinge": hinge_d, "nonsat": nonsat_d}
@@ -268,7 +293,7 @@ class GeneratorLoss(nn.Module):
         super().__init__()
         self.variant = variant
         self.weights = _weighted_terms(variant, AUTOENCODER_ONLY_TERMS)
-        needs_disc = any(t in self.weights for t in INTERP_ONLY_TERMS) or (
+        needs_disc = any(t in self.weights for t in DISC_TERMS) or (
             variant.perceptual_source == "disc" and any(t in self.weights for t in FEATURE_TERMS)
         )
         if needs_disc and variant.disc == "none":
@@ -296,6 +321,10 @@ class GeneratorLoss(nn.Module):
         if self.side_term is not None and output.side_outputs:
             side_losses = [PIXEL_TERMS[self.side_term](side, target) for side in output.side_outputs]
             terms["side"] = sum(side_losses) / len(side_losses)
+        if "distill" in self.weights and output.teacher_rgb is not None:
+            terms["distill"] = distillation_loss(
+                output.rgb, output.teacher_rgb, output.flows, output.teacher_flows, target
+            )
         if self.needs_disc:
             if discriminator is None:
                 raise ValueError("this variant's generator loss needs the discriminator passed to forward")

@@ -8,6 +8,7 @@ import signal
 import subprocess
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -226,3 +227,25 @@ def test_torchrun_two_processes_on_gloo(engine, dataset):
     record = get_run(engine, run.id)
     assert (record.status, record.step) == ("completed", 6)
     assert evaluation_steps(engine, run.id) == [3, 6]
+
+
+@pytest.mark.parametrize("backend", ["sqlite"], indirect=True)  # the registry is not what is tested
+@pytest.mark.parametrize("arch", ["unet", "isnet"])
+def test_a_refining_flow_run_resumes_exactly_after_a_preemption(engine, dataset, arch):
+    """dis+refine with context features and the privileged teacher: DIS runs outside autograd
+    and the teacher only in training, yet a preempted run resumed from its checkpoint ends with
+    bitwise the same weights and metrics as one that was never stopped."""
+    config = tiny_config(steps=8, arch=arch, flow="dis+refine", ckpt_every=4, val_every=4)
+    variant = replace(config.variant, context=4, losses={**config.variant.losses, "distill": 0.1})
+    config = replace(config, variant=variant.validate()).validate()
+    straight = start_run(engine, new_run(engine, config).id)
+    assert straight.status == "completed" and straight.step == 8
+
+    stopped = new_run(engine, config)
+    preempted = start_run(engine, stopped.id, callbacks=[StopAt(5)])
+    assert preempted.status == "preempted" and preempted.step == 5
+    resumed = start_run(engine, stopped.id, resume=True)
+    assert resumed.status == "completed" and resumed.step == 8
+    assert_same_weights(final_weights(engine, straight.id), final_weights(engine, stopped.id))
+    assert metric_rows(engine, stopped.id) == metric_rows(engine, straight.id)
+    assert {"loss/G/distill", "val/psnr"} <= {key for key, _ in metric_rows(engine, straight.id)}

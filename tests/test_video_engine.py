@@ -116,25 +116,19 @@ def test_scale_choice() -> None:
         ModelInterpolator(loaded, scale=0.5, tiling=Tiling.square(48))
 
 
-@pytest.mark.parametrize("flow", ["none", "dis"])
+@pytest.mark.parametrize("flow", ["none", "dis", "dis+refine"])
 def test_an_untrained_model_is_its_baseline_at_any_scale(flow: str, frames) -> None:
-    """Zero heads: a flow-free model is the blend and a DIS-guided one is the DIS flow baseline,
-    at full size and at half size with its outputs upsampled (there DIS itself runs on half-size
-    frames, so it is nearer the baseline than the blend, not on it)."""
+    """Zero heads and zero-initialised flow corrections: a flow-free model is the blend, and a
+    DIS-guided or DIS-refining one is the DIS flow baseline, at full size and at half size with its
+    outputs upsampled (DIS itself runs on the whole of frames this small)."""
     from afi.video.baselines import BaselineInterpolator
 
     frames0, frames1, times = frames
     variant = replace(default_variant("unet", flow), width=8, depth=2)
     loaded = LoadedModel(build_interpolator(variant).eval(), variant, "test", "0" * 64, train_size=(48, 48))
     baseline = BaselineInterpolator("blend" if flow == "none" else "flow")(frames0, frames1, times).astype(np.float32)
-    blend = BaselineInterpolator("blend")(frames0, frames1, times).astype(np.float32)
     for scale in (1.0, 0.5):
         predicted = ModelInterpolator(loaded, scale=scale)(frames0, frames1, times).astype(np.float32)
         difference = np.abs(predicted - baseline)
-        if scale == 1.0 or flow == "none":
-            # grid_sample and cv2.remap round bilinear weights differently: a level here and there.
-            assert difference.mean() < 0.5 and np.percentile(difference, 99) <= 2, (scale, difference.mean())
-        else:
-            # Projecting flows on 48x64 frames rounds motions to 2 full-size pixels: nearer the
-            # DIS baseline than the blend, not on it.
-            assert difference.mean() < np.abs(predicted - blend).mean() * 0.75
+        # grid_sample and cv2.remap round bilinear weights differently: a level here and there.
+        assert difference.mean() < 0.5 and np.percentile(difference, 99) <= 2, (scale, difference.mean())

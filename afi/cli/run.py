@@ -48,7 +48,7 @@ def parse_stages(text: str, batch: int, lr: float) -> tuple[StageConfig, ...]:
 def create(
     arch: Annotated[str, typer.Option(help="Backbone: unet, isnet, or vae/vqvae for autoencoders.")] = "unet",
     res: Annotated[str, typer.Option(help="Training resolution: 256 or WIDTHxHEIGHT.")] = "128",
-    flow: Annotated[str, typer.Option(help="Flow guidance: none, ifnet (learned, RIFE-style) or dis (OpenCV DIS flow as a fixed prior; trains fast on CPUs).")] = "none",
+    flow: Annotated[str, typer.Option(help="Flow guidance: none, ifnet (learned, RIFE-style), dis (OpenCV DIS flow as a fixed prior; trains fast on CPUs) or dis+refine (RIFE-style blocks that correct DIS's flows and occlusion mask; starts at the DIS baseline).")] = "none",
     disc: Annotated[str, typer.Option(help="Discriminator: none, patchgan, sn-resnet-sa.")] = "none",
     dataset: Annotated[Optional[str], typer.Option(help="Registered dataset to train on.")] = None,
     steps: Annotated[int, typer.Option(help="Optimiser steps (per stage).")] = 1000,

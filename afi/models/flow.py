@@ -5,6 +5,13 @@ Blocks run coarse to fine (input scales 1/4, 1/2, 1). Each sees both frames, bot
 the current estimate, the current flows and blend mask and the time t, and adds a correction to
 the intermediate flows F_t->0, F_t->1 and to the mask logit. The frames are then backward-warped
 with grid_sample and blended by the mask: occluded pixels take the frame where they are visible.
+
+`dis+refine` starts the same blocks from DIS's flows instead of zero (a learned correction of a
+classical estimate: the network fixes DIS where it is wrong, at occlusions, thin lines and large
+motion, instead of learning flow from nothing); with zero-initialised corrections the untrained
+estimator is exactly the DIS flow baseline. A privileged teacher block (RIFE's) also sees the
+middle frame during training; the student's flows are pulled towards the teacher's where the
+teacher reconstructs better (afi.losses: `distill`).
 """
 
 from __future__ import annotations
@@ -17,17 +24,22 @@ import torch.nn.functional as F
 from torch import nn
 
 from afi.models.blocks import resize_to, time_plane
-from afi.opticalflow import intermediate_flows
+from afi.opticalflow import intermediate_flows, intermediate_flows_and_cues
 
 BLOCK_SCALES = (4, 2, 1)
 # frame0, frame1, warped0, warped1 (3 each), flows (4), mask logit (1), t (1)
 BLOCK_IN_CHANNELS = 4 * 3 + 4 + 1 + 1
+CUE_CHANNELS = 2
 
 
 @dataclass(frozen=True)
 class FlowEstimate:
     flows: torch.Tensor  # (B, 4, H, W): (x, y) displacements t->0 then t->1, in pixels
     mask_logit: torch.Tensor  # (B, 1, H, W): sigmoid gives the weight of warped frame0
+    # The privileged teacher's estimate (training with the middle frame only), else None.
+    teacher: FlowEstimate | None = None
+    # (B, CUE_CHANNELS, H, W) occlusion cues of DIS (afi.opticalflow.intermediate_flows_and_cues).
+    cues: torch.Tensor | None = None
 
 
 def backward_warp(image: torch.Tensor, flow: torch.Tensor) -> torch.Tensor:
@@ -79,31 +91,81 @@ class IFBlock(nn.Module):
 
 
 class IFNet(nn.Module):
-    """Coarse-to-fine intermediate flow + blend mask; H and W must divide by `stride`."""
+    """Coarse-to-fine intermediate flow + blend mask; H and W must divide by `stride`.
 
-    def __init__(self, width: int) -> None:
+    `prior`: start from its estimate (DIS) instead of zero flows and the time blend. `teacher`:
+    add RIFE's privileged block, run only when the middle frame is passed (training)."""
+
+    def __init__(self, width: int, prior: DISFlow | None = None, teacher: bool = False) -> None:
         super().__init__()
-        self.blocks = nn.ModuleList(IFBlock(BLOCK_IN_CHANNELS, width * 2) for _ in BLOCK_SCALES)
+        in_ch = BLOCK_IN_CHANNELS + (CUE_CHANNELS if prior is not None and prior.cues else 0)
+        self.blocks = nn.ModuleList(IFBlock(in_ch, width * 2) for _ in BLOCK_SCALES)
+        self.prior = prior
+        # The teacher sees the middle frame too (3 more channels), at full scale.
+        self.teacher = IFBlock(in_ch + 3, width * 2) if teacher else None
         self.stride = 4 * max(BLOCK_SCALES)
 
-    def forward(self, frame0: torch.Tensor, frame1: torch.Tensor, t: torch.Tensor) -> FlowEstimate:
+    def forward(
+        self, frame0: torch.Tensor, frame1: torch.Tensor, t: torch.Tensor, truth: torch.Tensor | None = None
+    ) -> FlowEstimate:
+        start = self.start(frame0, frame1, t)
+        return self.refine(frame0, frame1, t, start, truth)
+
+    def start(self, frame0: torch.Tensor, frame1: torch.Tensor, t: torch.Tensor) -> FlowEstimate:
+        """The estimate the blocks correct: the prior's, else zero flows and the time blend."""
+        if self.prior is not None:
+            return self.prior(frame0, frame1, t)
         batch, _, height, width = frame0.shape
-        flows = frame0.new_zeros(batch, 4, height, width)
-        # Start from the time-weighted blend: sigmoid(logit) = 1 - t is frame0's weight.
-        mask_logit = blend_logit(t, frame0)
+        # sigmoid(blend logit) = 1 - t is frame0's weight.
+        return FlowEstimate(frame0.new_zeros(batch, 4, height, width), blend_logit(t, frame0))
+
+    def refine(
+        self,
+        frame0: torch.Tensor,
+        frame1: torch.Tensor,
+        t: torch.Tensor,
+        start: FlowEstimate,
+        truth: torch.Tensor | None = None,
+    ) -> FlowEstimate:
+        """`start`'s flows and mask corrected coarse to fine, at frame0's size."""
+        flows, mask_logit, cues = start.flows, start.mask_logit, start.cues
         for block, scale in zip(self.blocks, BLOCK_SCALES):
-            warped0 = backward_warp(frame0, flows[:, :2])
-            warped1 = backward_warp(frame1, flows[:, 2:])
-            size = (height // scale, width // scale)
-            images = resize_to(torch.cat([frame0, frame1, warped0, warped1], dim=1), size)
-            # Flows are in pixels of the resolution they are used at: divide going down, multiply up.
-            flows_here = resize_to(flows, size) / scale
-            x = torch.cat([images, flows_here, resize_to(mask_logit, size), time_plane(t, images)], dim=1)
-            # x: (B, 18, H / scale, W / scale)
-            delta = resize_to(block(x), (height, width))  # (B, 5, H, W)
+            delta = self._correction(block, scale, frame0, frame1, t, flows, mask_logit, cues)
             flows = flows + delta[:, :4] * scale
             mask_logit = mask_logit + delta[:, 4:]
-        return FlowEstimate(flows=flows, mask_logit=mask_logit)
+        teacher = None
+        if self.teacher is not None and truth is not None:
+            # The student's estimate is the teacher's start, not something it may push around.
+            flows_s, logit_s = flows.detach(), mask_logit.detach()
+            delta = self._correction(self.teacher, 1, frame0, frame1, t, flows_s, logit_s, cues, truth)
+            teacher = FlowEstimate(flows=flows_s + delta[:, :4], mask_logit=logit_s + delta[:, 4:])
+        return FlowEstimate(flows=flows, mask_logit=mask_logit, teacher=teacher, cues=cues)
+
+    @staticmethod
+    def _correction(
+        block: IFBlock,
+        scale: int,
+        frame0: torch.Tensor,
+        frame1: torch.Tensor,
+        t: torch.Tensor,
+        flows: torch.Tensor,
+        mask_logit: torch.Tensor,
+        cues: torch.Tensor | None,
+        truth: torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        """One block's (B, 5, H, W) correction of flows (pixels at 1/scale) and mask logit."""
+        height, width = frame0.shape[-2:]
+        warped0 = backward_warp(frame0, flows[:, :2])
+        warped1 = backward_warp(frame1, flows[:, 2:])
+        size = (height // scale, width // scale)
+        images = [frame0, frame1, warped0, warped1]
+        images += ([] if cues is None else [cues]) + ([] if truth is None else [truth])
+        images_here = resize_to(torch.cat(images, dim=1), size)
+        # Flows are in pixels of the resolution they are used at: divide going down, multiply up.
+        flows_here = resize_to(flows, size) / scale
+        x = torch.cat([images_here, flows_here, resize_to(mask_logit, size), time_plane(t, images_here)], dim=1)
+        # x: (B, 18 (+2 with cues, +3 for the teacher), H / scale, W / scale)
+        return resize_to(block(x), (height, width))
 
 
 def blend_logit(t: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
@@ -123,13 +185,19 @@ class DISFlow(nn.Module):
 
     stride = 1
 
+    def __init__(self, cues: bool = False) -> None:
+        super().__init__()
+        self.cues = cues  # also return DIS's occlusion cues (FlowEstimate.cues)
+
     def forward(self, frame0: torch.Tensor, frame1: torch.Tensor, t: torch.Tensor) -> FlowEstimate:
         gray0, gray1 = _luma_uint8(frame0), _luma_uint8(frame1)
-        flows = np.stack(
-            [np.concatenate(intermediate_flows(a, b, float(w)), axis=-1) for a, b, w in zip(gray0, gray1, t.tolist())]
-        )  # (B, H, W, 4)
-        flows_t = torch.from_numpy(flows).permute(0, 3, 1, 2).to(device=frame0.device, dtype=frame0.dtype)
-        return FlowEstimate(flows=flows_t, mask_logit=blend_logit(t, frame0))
+        estimate = intermediate_flows_and_cues if self.cues else intermediate_flows
+        fields = np.stack(
+            [np.dstack(estimate(a, b, float(w))) for a, b, w in zip(gray0, gray1, t.tolist())]
+        )  # (B, H, W, 4 flows (+ 2 cues))
+        fields_t = torch.from_numpy(fields).permute(0, 3, 1, 2).to(device=frame0.device, dtype=frame0.dtype)
+        cues = fields_t[:, 4:] if self.cues else None
+        return FlowEstimate(flows=fields_t[:, :4], mask_logit=blend_logit(t, frame0), cues=cues)
 
 
 def _luma_uint8(frames: torch.Tensor) -> np.ndarray:

@@ -1,7 +1,7 @@
 """The interpolator: optional flow estimator + synthesis backbone, at any time t in (0, 1).
 
 The backbone predicts a residual over a base image rather than the frame itself: the base is the
-time-weighted blend (flow none) or the mask-blended warped frames (flow ifnet or dis). Held backgrounds and
+time-weighted blend (flow none) or the mask-blended warped frames (flow ifnet, dis or dis+refine). Held backgrounds and
 static regions, most of an animation frame, are then right from the first step, and with
 zero-initialised heads the untrained model is exactly that baseline, so training only has to learn
 the moving parts. As in RIFE, the sum is clamped to [0, 1].
@@ -10,6 +10,11 @@ the moving parts. As in RIFE, the sum is clamped to [0, 1].
 from the upsampled flows, mask and residual (RIFE's `scale` for 4K input): the warping and blending
 keep full-resolution edges, large motions shrink to the range the model was trained on, and the
 convolutions cost scale^2 as much. This is how a model trained on 128 px crops runs on 1080p video.
+DIS runs on the full frame up to DIS_FULL_PIXELS (at least half size above), and a refining
+model upsamples only its correction of DIS's flows, so DIS's fine motion edges survive the scale.
+
+With `context` > 0, a small feature extractor (RIFE's ContextNet, one level) encodes each frame,
+the features are warped with the frames, and the backbone sees them beside the warped pixels.
 """
 
 from __future__ import annotations
@@ -23,17 +28,19 @@ from torch import nn
 from afi.config import VariantConfig
 from afi.errors import UsageError
 from afi.models.blocks import pad_to_stride, resize_to, time_plane
-from afi.models.flow import DISFlow, FlowEstimate, IFNet, backward_warp, blend_logit, normalised_flows
+from afi.models.flow import CUE_CHANNELS, DISFlow, FlowEstimate, IFNet, backward_warp, blend_logit, normalised_flows
 from afi.models.isnet import ISNet
 from afi.models.unet import UNet
 
 BACKBONES = {"unet": UNet, "isnet": ISNet}
 # frame0, frame1, t
 PLAIN_IN_CHANNELS = 3 + 3 + 1
-# frame0, frame1, warped0, warped1, flows (4), mask (1), t (1)
+# frame0, frame1, warped0, warped1, flows (4), mask (1), t (1); plus 2 x context warped features
 FLOW_IN_CHANNELS = 4 * 3 + 4 + 1 + 1
-# DIS runs on frames at least this fraction of the full size under `scale` (see _at_scale).
+# DIS runs on frames at least this fraction of the full size under `scale` (see _at_scale), and on
+# the full frame up to this many pixels (640x360): there it costs little next to the networks.
 DIS_MIN_SCALE = 0.5
+DIS_FULL_PIXELS = 640 * 360
 
 
 @dataclass(frozen=True)
@@ -48,6 +55,9 @@ class InterpOutput:
     warped: tuple[torch.Tensor, torch.Tensor] | None = None  # frame0, frame1 warped to t
     # (B, 3, H, W): what the backbone adds to the blended base before clamping
     residual: torch.Tensor | None = None
+    # The privileged teacher's in-between and flows (training with the middle frame only).
+    teacher_rgb: torch.Tensor | None = None
+    teacher_flows: torch.Tensor | None = None
 
 
 def as_times(t: torch.Tensor | float, batch: int, like: torch.Tensor) -> torch.Tensor:
@@ -61,17 +71,42 @@ def as_times(t: torch.Tensor | float, batch: int, like: torch.Tensor) -> torch.T
     return torch.as_tensor(t, dtype=like.dtype, device=like.device).reshape(-1).expand(batch)
 
 
+class ContextNet(nn.Module):
+    """Per-frame features (B, channels, H, W) that are warped beside the pixels (RIFE's ContextNet)."""
+
+    def __init__(self, channels: int) -> None:
+        super().__init__()
+        self.layers = nn.Sequential(
+            nn.Conv2d(3, channels, 3, padding=1),
+            nn.LeakyReLU(0.2, inplace=True),
+            nn.Conv2d(channels, channels, 3, padding=1),
+        )
+
+    def forward(self, frame: torch.Tensor) -> torch.Tensor:
+        return self.layers(frame)
+
+
+Flow = IFNet | DISFlow
+
+
 class Interpolator(nn.Module):
-    def __init__(self, backbone: nn.Module, flow: IFNet | DISFlow | None) -> None:
+    def __init__(self, backbone: nn.Module, flow: Flow | None, context: ContextNet | None = None) -> None:
         super().__init__()
         self.backbone = backbone
         self.flow = flow
+        self.context = context
         self.stride = max(backbone.stride, flow.stride if flow is not None else 1)
 
     def forward(
-        self, frame0: torch.Tensor, frame1: torch.Tensor, t: torch.Tensor | float, scale: float = 1.0
+        self,
+        frame0: torch.Tensor,
+        frame1: torch.Tensor,
+        t: torch.Tensor | float,
+        scale: float = 1.0,
+        truth: torch.Tensor | None = None,
     ) -> InterpOutput:
-        """frames (B, 3, H, W) in [0, 1] and t -> the frame at t; `scale` in (0, 1]: see the module doc."""
+        """frames (B, 3, H, W) in [0, 1] and t -> the frame at t; `scale` in (0, 1]: see the module
+        doc. `truth`, the real middle frame, runs the privileged teacher (training only)."""
         times = as_times(t, frame0.shape[0], frame0)
         if scale != 1.0:
             return self._at_scale(frame0, frame1, times, scale)
@@ -80,8 +115,17 @@ class Interpolator(nn.Module):
         if self.flow is None:
             output = self._plain(x0, x1, times)
         else:
-            output = self._with_flow(x0, x1, times, self.flow(x0, x1, times))
+            truth_padded = None if truth is None else pad_to_stride(truth, self.stride)[0]
+            estimate = self._estimate(x0, x1, times, truth_padded)
+            output = self._with_flow(x0, x1, times, estimate)
         return crop_output(output, height, width)
+
+    def _estimate(
+        self, x0: torch.Tensor, x1: torch.Tensor, times: torch.Tensor, truth: torch.Tensor | None
+    ) -> FlowEstimate:
+        if isinstance(self.flow, IFNet):
+            return self.flow(x0, x1, times, truth)
+        return self.flow(x0, x1, times)
 
     def _plain(self, x0: torch.Tensor, x1: torch.Tensor, times: torch.Tensor) -> InterpOutput:
         predicted = self.backbone(torch.cat([x0, x1, time_plane(times, x0)], dim=1))
@@ -101,7 +145,12 @@ class Interpolator(nn.Module):
         warped1 = backward_warp(x1, estimate.flows[:, 2:])
         flows, flow_mask = normalised_flows(estimate.flows), torch.sigmoid(estimate.mask_logit)
         inputs = [x0, x1, warped0, warped1, flows, flow_mask, time_plane(times, x0)]
-        predicted = self.backbone(torch.cat(inputs, dim=1))  # input (B, FLOW_IN_CHANNELS, H, W)
+        if estimate.cues is not None:
+            inputs.append(estimate.cues)
+        if self.context is not None:
+            inputs.append(backward_warp(self.context(x0), estimate.flows[:, :2]))
+            inputs.append(backward_warp(self.context(x1), estimate.flows[:, 2:]))
+        predicted = self.backbone(torch.cat(inputs, dim=1))  # input (B, in_channels, H, W)
         size = x0.shape[-2:]
 
         def compose(head: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -111,6 +160,7 @@ class Interpolator(nn.Module):
             return (mask * warped0 + (1 - mask) * warped1 + head[:, :3]).clamp(0, 1), mask, head[:, :3]
 
         rgb, mask, residual = compose(predicted.main)
+        teacher = estimate.teacher
         return InterpOutput(
             rgb=rgb,
             side_outputs=tuple(compose(side)[0] for side in predicted.sides),
@@ -118,6 +168,8 @@ class Interpolator(nn.Module):
             mask=mask,
             warped=(warped0, warped1),
             residual=residual,
+            teacher_rgb=None if teacher is None else warp_blend(x0, x1, teacher),
+            teacher_flows=None if teacher is None else teacher.flows,
         )
 
     def _at_scale(self, frame0: torch.Tensor, frame1: torch.Tensor, times: torch.Tensor, scale: float) -> InterpOutput:
@@ -131,19 +183,22 @@ class Interpolator(nn.Module):
             residual = residual_of(self._plain(shrink(frame0, size), shrink(frame1, size), times))
             rgb = (time_blend(frame0, frame1, times) + residual).clamp(0, 1)
             return InterpOutput(rgb=rgb, side_outputs=(), residual=residual)
-        if isinstance(self.flow, DISFlow):
-            # DIS costs little next to the networks but loses motion edges at low resolution: it
-            # runs on at least half-size frames, and the warps use its flows, not the small ones.
-            flow_size = tuple(round(n * max(scale, DIS_MIN_SCALE)) for n in full)
-            mid0, mid1 = shrink(frame0, flow_size), shrink(frame1, flow_size)
-            dis_flows = self.flow(mid0, mid1, times).flows
-            x0, x1 = shrink(mid0, size), shrink(mid1, size)
-            small = self._with_flow(x0, x1, times, FlowEstimate(resize_flows(dis_flows, size), blend_logit(times, x0)))
-            flows = resize_flows(dis_flows, full)
-        else:
-            x0, x1 = shrink(frame0, size), shrink(frame1, size)
+        dis = self.flow if isinstance(self.flow, DISFlow) else self.flow.prior
+        x0, x1 = shrink(frame0, size), shrink(frame1, size)
+        if dis is None:  # a learned flow from nothing: all of it at the small size
             small = self._with_flow(x0, x1, times, self.flow(x0, x1, times))
             flows = resize_flows(small.flows, full)
+        else:
+            # DIS costs little next to the networks but loses motion edges at low resolution: it
+            # runs on the full frame, or at least half size, and the warps use its flows, not the
+            # small ones; a refining model's correction is upsampled on top of them.
+            dis_estimate = dis(*dis_frames(frame0, frame1, scale), times)
+            dis_full, dis_small = dis_estimate.flows, resize_flows(dis_estimate.flows, size)
+            cues = None if dis_estimate.cues is None else shrink(dis_estimate.cues, size)
+            start = FlowEstimate(dis_small, blend_logit(times, x0), cues=cues)
+            estimate = start if isinstance(self.flow, DISFlow) else self.flow.refine(x0, x1, times, start)
+            small = self._with_flow(x0, x1, times, estimate)
+            flows = resize_flows(dis_full, full) + resize_flows(estimate.flows - dis_small, full)
         mask, residual = resize_to(small.mask, full), residual_of(small)
         warped0 = backward_warp(frame0, flows[:, :2])
         warped1 = backward_warp(frame1, flows[:, 2:])
@@ -151,6 +206,23 @@ class Interpolator(nn.Module):
         return InterpOutput(
             rgb=rgb, side_outputs=(), flows=flows, mask=mask, warped=(warped0, warped1), residual=residual
         )
+
+
+def dis_frames(frame0: torch.Tensor, frame1: torch.Tensor, scale: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """The frames DIS reads under `scale`: whole up to DIS_FULL_PIXELS, else at least half size."""
+    full = frame0.shape[-2:]
+    if full[0] * full[1] <= DIS_FULL_PIXELS:
+        return frame0, frame1
+    size = tuple(round(n * max(scale, DIS_MIN_SCALE)) for n in full)
+    return shrink(frame0, size), shrink(frame1, size)
+
+
+def warp_blend(x0: torch.Tensor, x1: torch.Tensor, estimate: FlowEstimate) -> torch.Tensor:
+    """Both frames warped by the estimate's flows and blended by its mask, (B, 3, H, W)."""
+    mask = torch.sigmoid(estimate.mask_logit)
+    warped0 = backward_warp(x0, estimate.flows[:, :2])
+    warped1 = backward_warp(x1, estimate.flows[:, 2:])
+    return (mask * warped0 + (1 - mask) * warped1).clamp(0, 1)
 
 
 def time_blend(x0: torch.Tensor, x1: torch.Tensor, times: torch.Tensor) -> torch.Tensor:
@@ -187,6 +259,8 @@ def crop_output(output: InterpOutput, height: int, width: int) -> InterpOutput:
         mask=None if output.mask is None else crop(output.mask),
         warped=None if output.warped is None else (crop(output.warped[0]), crop(output.warped[1])),
         residual=None if output.residual is None else crop(output.residual),
+        teacher_rgb=None if output.teacher_rgb is None else crop(output.teacher_rgb),
+        teacher_flows=None if output.teacher_flows is None else crop(output.teacher_flows),
     )
 
 
@@ -194,7 +268,22 @@ def build_interpolator(variant: VariantConfig) -> Interpolator:
     """The interpolator a variant describes; raises UsageError for an autoencoder variant."""
     if variant.kind != "interp":
         raise UsageError(f"variant arch {variant.arch!r} is an autoencoder: build it with build_autoencoder")
-    flow = IFNet(variant.width) if variant.flow == "ifnet" else DISFlow() if variant.flow == "dis" else None
-    in_ch, out_ch = (PLAIN_IN_CHANNELS, 3) if flow is None else (FLOW_IN_CHANNELS, 4)
+    flow = build_flow(variant)
+    context = ContextNet(variant.context) if flow is not None and variant.context > 0 else None
+    cues = CUE_CHANNELS if variant.flow == "dis+refine" else 0
+    in_ch, out_ch = (PLAIN_IN_CHANNELS, 3) if flow is None else (FLOW_IN_CHANNELS + cues + 2 * variant.context, 4)
     backbone = BACKBONES[variant.arch](in_ch, out_ch, variant.width, variant.depth)
-    return Interpolator(backbone, flow)
+    return Interpolator(backbone, flow, context)
+
+
+def build_flow(variant: VariantConfig) -> Flow | None:
+    """The flow estimator of `--flow`: none, a learned IFNet, DIS, or IFNet blocks refining DIS
+    (with RIFE's privileged teacher when the variant weights the `distill` loss)."""
+    teacher = variant.losses.get("distill", 0) > 0
+    if variant.flow == "ifnet":
+        return IFNet(variant.width, teacher=teacher)
+    if variant.flow == "dis":
+        return DISFlow()
+    if variant.flow == "dis+refine":
+        return IFNet(variant.width, prior=DISFlow(cues=True), teacher=teacher)
+    return None

@@ -346,7 +346,9 @@ class StepRunner:
             loss, stats = loss_fn(output, image)
             return GeneratorPass(loss, stats, output.recon, image, ())
         frame0, truth, frame2 = batch["frame0"], batch["frame1"], batch["frame2"]
-        output = parts.generator_step(frame0, frame2, batch["t"])  # rgb (B, 3, H, W)
+        # The middle frame goes in only for a privileged teacher (the distill loss) to see.
+        privileged = truth if parts.variant.losses.get("distill", 0) > 0 else None
+        output = parts.generator_step(frame0, frame2, batch["t"], truth=privileged)  # rgb (B, 3, H, W)
         # The raw discriminator, not its DDP wrapper: it only judges here and must not sync.
         disc = parts.discriminator if loss_fn.needs_disc else None
         loss, stats = loss_fn(output, truth, frame0, frame2, discriminator=disc)
