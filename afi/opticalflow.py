@@ -44,15 +44,16 @@ def _projected(flow01: np.ndarray, flow10: np.ndarray, t: float) -> tuple[np.nda
 
 
 def intermediate_flows_and_cues(
-    gray0: np.ndarray, gray1: np.ndarray, t: float
+    gray0: np.ndarray, gray1: np.ndarray, t: float, project: bool = True
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """`intermediate_flows` plus occlusion cues (H, W, 2) float32 in [0, 1]: for each end, how
+    """`intermediate_flows` (`project` False: `linear_intermediate_flows`) plus occlusion cues
+    (H, W, 2) float32 in [0, 1]: for each end, how
     badly DIS's end-to-end flow explains that end (|I0(x) - I1(x + flow01(x))|, and the same for
     frame1), read where the in-between's pixel comes from. A pixel of frame0 that its flow cannot
     find in frame1 is occluded or disoccluded there: the cue a network needs to choose between
     the two warped frames, which it could not compute from the intermediate flows alone."""
     flow01, flow10 = bidirectional_flows(gray0, gray1)
-    flow_t0, flow_t1 = _projected(flow01, flow10, t)
+    flow_t0, flow_t1 = (_projected if project else linear_intermediate)(flow01, flow10, t)
     g0, g1 = gray0.astype(np.float32) / 255, gray1.astype(np.float32) / 255
     error0 = np.abs(g0 - backward_warp(g1, flow01))  # (H, W): frame0's pixels not found in frame1
     error1 = np.abs(g1 - backward_warp(g0, flow10))

@@ -118,15 +118,17 @@ def test_scale_choice() -> None:
 
 @pytest.mark.parametrize("flow", ["none", "dis", "dis+refine"])
 def test_an_untrained_model_is_its_baseline_at_any_scale(flow: str, frames) -> None:
-    """Zero heads and zero-initialised flow corrections: a flow-free model is the blend, and a
-    DIS-guided or DIS-refining one is the DIS flow baseline, at full size and at half size with its
-    outputs upsampled (DIS itself runs on the whole of frames this small)."""
+    """Zero heads and zero-initialised flow corrections: a flow-free model is the blend, a
+    DIS-guided one the projected DIS `flow` baseline and a DIS-refining one the plain `dis` one,
+    at full size and at half size with its outputs upsampled (DIS itself runs on the whole of
+    frames this small)."""
     from afi.video.baselines import BaselineInterpolator
 
     frames0, frames1, times = frames
     variant = replace(default_variant("unet", flow), width=8, depth=2)
     loaded = LoadedModel(build_interpolator(variant).eval(), variant, "test", "0" * 64, train_size=(48, 48))
-    baseline = BaselineInterpolator("blend" if flow == "none" else "flow")(frames0, frames1, times).astype(np.float32)
+    method = {"none": "blend", "dis": "flow", "dis+refine": "dis"}[flow]
+    baseline = BaselineInterpolator(method)(frames0, frames1, times).astype(np.float32)
     for scale in (1.0, 0.5):
         predicted = ModelInterpolator(loaded, scale=scale)(frames0, frames1, times).astype(np.float32)
         difference = np.abs(predicted - baseline)

@@ -285,5 +285,5 @@ def build_flow(variant: VariantConfig) -> Flow | None:
     if variant.flow == "dis":
         return DISFlow()
     if variant.flow == "dis+refine":
-        return IFNet(variant.width, prior=DISFlow(cues=True), teacher=teacher)
+        return IFNet(variant.width, prior=DISFlow(cues=True, project=False), teacher=teacher)
     return None
