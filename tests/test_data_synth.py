@@ -169,3 +169,9 @@ def test_painted_style_makes_480x270() -> None:
         SynthConfig(clips=2, frames_per_clip=4, width=480, height=270, seed=3, style="painted")
     )
     assert video.frames.shape == (8, 270, 480, 3)
+
+
+@pytest.mark.parametrize("setting", [dict(motion="medium"), dict(motion="hard"), dict(style="painted")])
+def test_new_settings_draw_at_the_smallest_size(setting: dict) -> None:
+    video = generate_cartoon(SynthConfig(clips=3, frames_per_clip=3, width=16, height=16, **setting))
+    assert video.frames.shape == (9, 16, 16, 3)

@@ -77,6 +77,7 @@ def paint_artwork(rng: np.random.Generator, width: int, height: int) -> np.ndarr
     for _ in range(int(rng.integers(3, 8))):
         image = _painted_form(rng, image, stops)
     image = _brush_strokes(rng, np.clip(image, 0, 255).astype(np.uint8))
+    _dark_accents(rng, image, stops[0] * 0.35)
     grain = rng.normal(0.0, rng.uniform(2.0, 5.0), image.shape).astype(np.float32)
     return np.clip(image.astype(np.float32) + grain, 0, 255).astype(np.uint8)
 
@@ -134,6 +135,21 @@ def _brush_strokes(rng: np.random.Generator, image: np.ndarray) -> np.ndarray:
     return cv2.addWeighted(image, 0.5, strokes, 0.5, 0.0)
 
 
+def _dark_accents(rng: np.random.Generator, image: np.ndarray, colour: np.ndarray) -> None:
+    """Thin dark strokes wandering over the painting (branches, cracks, contour accents), in
+    place: the few ink-like lines a painted background has."""
+    h, w = image.shape[:2]
+    for _ in range(int(rng.integers(8, 9 + w * h // 8000))):
+        steps = int(rng.integers(4, 14))
+        heading = rng.uniform(0, 2 * np.pi) + np.cumsum(rng.normal(0, 0.4, steps))
+        step = rng.uniform(3, 8)
+        xs = rng.uniform(0, w) + np.cumsum(np.cos(heading) * step)
+        ys = rng.uniform(0, h) + np.cumsum(np.sin(heading) * step)
+        points = np.round(np.stack([xs, ys], axis=1) * SCALE).astype(np.int32)
+        tone = tuple(float(c) for c in np.clip(colour * rng.uniform(0.6, 1.4), 0, 255))
+        cv2.polylines(image, [points], False, tone, int(rng.integers(1, 3)), cv2.LINE_AA, SHIFT)
+
+
 @dataclass(frozen=True)
 class CameraMove:
     """Constant-speed translation and a linear zoom: how a rostrum camera moves over artwork."""
@@ -168,6 +184,7 @@ class Shape:
     squash: float  # squash-and-stretch amount
     turn: float  # radians over the clip, about the pivot
     pivot: tuple[float, float]  # offset of the turning point from the centre, in radii
+    details: tuple[tuple[float, float, float], ...]  # inner 1 px arcs: (scale, start, sweep)
 
     def centre(self, u: float) -> tuple[float, float]:
         ax, ay = self.anchor
@@ -182,14 +199,16 @@ class Shape:
             return ax + ex * (u - 0.5), ay - ey * abs(np.sin(np.pi * self.rate * u))
         return ax + ex * (u - 0.5), ay + ey * (u - 0.5)  # glide: constant velocity
 
-    def outline(self, u: float) -> np.ndarray:
-        """(N, 2) float points of the outline at time u."""
-        theta = np.linspace(0, 2 * np.pi, 96, endpoint=False)
+    def outline(self, u: float, scale: float = 1.0, start: float = 0.0,
+                sweep: float = 2 * np.pi) -> np.ndarray:
+        """(N, 2) float points of the outline at time u; `scale`, `start` and `sweep` give a
+        part of a smaller copy inside it (a detail line that deforms with the shape)."""
+        theta = start + np.linspace(0, sweep, 96, endpoint=sweep < 2 * np.pi)
         order, amplitude, speed = self.harmonics.T
         wobble = (amplitude[:, None] * np.cos(
             order[:, None] * theta[None] + (self.phases + speed * u)[:, None]
         )).sum(axis=0)
-        r = self.radius * (1 + wobble)
+        r = self.radius * scale * (1 + wobble)
         stretch = 1 + self.squash * np.sin(2 * np.pi * self.rate * u)
         points = np.stack([r * np.cos(theta) * stretch, r * np.sin(theta) / stretch], axis=1)
         pivot = np.array(self.pivot) * self.radius
@@ -207,8 +226,9 @@ def _random_shape(rng: np.random.Generator, width: int, height: int, palette: tu
     ).astype(np.float64)
     line_kind = rng.random()
     first = _hsv_colour(rng, palette)
-    line = None if line_kind < 0.2 else (
-        np.float32([250, 250, 245]) if line_kind < 0.4 else first * rng.uniform(0.3, 0.55)
+    # Mostly a deep shade of the fill (vector art rarely inks in black), else white or no line.
+    line = None if line_kind < 0.1 else (
+        np.float32([250, 250, 245]) if line_kind < 0.2 else first * rng.uniform(0.12, 0.35)
     )
     return Shape(
         radius=float(rng.uniform(0.08, 0.22) * side),
@@ -225,6 +245,11 @@ def _random_shape(rng: np.random.Generator, width: int, height: int, palette: tu
         squash=float(rng.uniform(0.0, 0.25)),
         turn=float(rng.uniform(-2.0, 2.0)),
         pivot=(float(rng.uniform(-0.6, 0.6)), float(rng.uniform(-0.6, 0.6))),
+        details=tuple(
+            (float(rng.uniform(0.3, 0.75)), float(rng.uniform(0, 2 * np.pi)),
+             float(rng.uniform(0.5, 2.0)))
+            for _ in range(int(rng.integers(0, 4)))
+        ),
     )
 
 
@@ -308,8 +333,11 @@ def _draw_shape(image: np.ndarray, shape: Shape, u: float) -> None:
     fill = _gradient(w, h, shape.colours, shape.gradient_angle, shape.centre(u), 2 * shape.radius)
     alpha = mask[..., None]
     image[...] = image * (1 - alpha) + fill * alpha
-    if shape.line is not None:
-        line = np.zeros((h, w), np.float32)
-        cv2.polylines(line, [points], True, 1.0, shape.line_px, cv2.LINE_AA, SHIFT)
-        alpha = line[..., None]
-        image[...] = image * (1 - alpha) + shape.line * alpha
+    if shape.line is None:
+        return
+    line = np.zeros((h, w), np.float32)
+    cv2.polylines(line, [points], True, 1.0, shape.line_px, cv2.LINE_AA, SHIFT)
+    details = [np.round(shape.outline(u, *d) * SCALE).astype(np.int32) for d in shape.details]
+    cv2.polylines(line, details, False, 1.0, 1, cv2.LINE_AA, SHIFT)
+    alpha = line[..., None]
+    image[...] = image * (1 - alpha) + shape.line * alpha

@@ -403,7 +403,7 @@ def _paint_midground(
         cv2.ellipse(layer, centre, axes, 0, 0, 360, (*OUTLINE_RGB, 255), 2, aa, SUBPIXEL_BITS)
     if profile.hatching:
         _hatch_opaque(rng, layer, spacing=float(rng.uniform(3.0, 6.0)))
-    for _ in range(int(rng.integers(2, 2 + width // 64))):  # trees: trunk and canopy
+    for _ in range(int(rng.integers(2, 3 + width // 64))):  # trees: trunk and canopy
         x = rng.uniform(0, width)
         top, bottom = rng.uniform(0.35, 0.6) * height, rng.uniform(0.8, 1.0) * height
         trunk = max(2, int(rng.uniform(0.01, 0.03) * width))
