@@ -20,21 +20,7 @@ from bench.recipe import (
     train_runs,
 )
 
-TINY_SPEC = """
-[variant]
-arch = "unet"
-flow = "dis"
-width = 8
-depth = 2
-
-[data]
-val_limit = 2
-
-[[stages]]
-res = 32
-steps = 50
-batch = 2
-"""
+SPEC = Path(__file__).with_name("recipe-smoke.toml")  # steps = 50, which the bench replaces
 
 
 @pytest.mark.parametrize("backend", ["sqlite"])
@@ -45,9 +31,7 @@ def test_recipe_scores_model_and_baselines_on_every_set(
                     painted_size=(64, 36))
     sets = synth_sets(engine, plan, report=lambda line: None)
     assert [s.dataset for s in sets] == ["recipe-train", "recipe-unseen", "recipe-painted"]
-    spec = tmp_path / "tiny.toml"
-    spec.write_text(TINY_SPEC)
-    runs = train_runs(engine, db_url, load_recipe(spec, [], steps=1), report=lambda line: None)
+    runs = train_runs(engine, db_url, load_recipe(SPEC, [], steps=1), report=lambda line: None)
     assert len(runs) == 1 and runs[0].step == 1  # --steps replaced the spec's 50
 
     sizes = {"recipe-train": (32, 32), "recipe-unseen": (48, 32), "recipe-painted": (64, 36)}
