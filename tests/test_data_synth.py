@@ -72,6 +72,7 @@ def test_outlines_are_dark_and_backgrounds_are_painted() -> None:
         dict(outline_px=0),
         dict(motion="wild"),
         dict(style="oil"),
+        dict(style="painted", motion="hard"),
     ],
 )
 def test_bad_config_is_a_usage_error(bad: dict) -> None:

@@ -26,9 +26,10 @@ import numpy as np
 SHIFT = 6
 SCALE = 1 << SHIFT
 CLIP_KINDS = ("pan", "vector")
-# Palettes as (hue range in OpenCV's 0-180, saturation range, value range): vector animation in
-# several looks, none of them the cel generator's full-saturation random hues.
-PALETTES = (
+# (hue range in OpenCV's 0-180, saturation range, value range)
+Palette = tuple[tuple[float, float], tuple[float, float], tuple[float, float]]
+# Vector animation and painting in several looks, none the cel generator's random vivid hues.
+PALETTES: tuple[Palette, ...] = (
     ((0, 30), (0.25, 0.55), (0.55, 0.95)),  # warm, earthy
     ((85, 130), (0.3, 0.7), (0.35, 0.9)),  # cool blues and teals
     ((130, 180), (0.2, 0.5), (0.6, 1.0)),  # pastel violets and pinks
@@ -37,7 +38,7 @@ PALETTES = (
 LAWS = ("spring", "orbit", "bob", "glide")
 
 
-def _hsv_colour(rng: np.random.Generator, palette: tuple) -> np.ndarray:
+def _hsv_colour(rng: np.random.Generator, palette: Palette) -> np.ndarray:
     (h0, h1), (s0, s1), (v0, v1) = palette
     hsv = np.uint8([[[rng.uniform(h0, h1), 255 * rng.uniform(s0, s1), 255 * rng.uniform(v0, v1)]]])
     return cv2.cvtColor(hsv, cv2.COLOR_HSV2RGB)[0, 0].astype(np.float32)
@@ -218,7 +219,7 @@ class Shape:
         return points + np.array(self.centre(u))
 
 
-def _random_shape(rng: np.random.Generator, width: int, height: int, palette: tuple) -> Shape:
+def _random_shape(rng: np.random.Generator, width: int, height: int, palette: Palette) -> Shape:
     side = min(width, height)
     orders = rng.choice(np.arange(2, 7), size=3, replace=False)
     harmonics = np.stack(
@@ -263,7 +264,7 @@ def _gradient(width: int, height: int, colours: tuple[np.ndarray, np.ndarray],
     return colours[0] * (1 - mix) + colours[1] * mix
 
 
-def _backdrop(rng: np.random.Generator, width: int, height: int, palette: tuple) -> np.ndarray:
+def _backdrop(rng: np.random.Generator, width: int, height: int, palette: Palette) -> np.ndarray:
     """A soft two-colour gradient with a vignette and a few blurred gradient forms."""
     colours = (_hsv_colour(rng, palette), _hsv_colour(rng, palette))
     image = _gradient(width, height, colours, float(rng.uniform(0, 2 * np.pi)),

@@ -78,14 +78,21 @@ class SynthConfig:
     mixed_cadence_probability: float = 0.5
     characters: int = 3
     outline_px: int = 2
-    motion: str = "easy"  # easy | medium | hard: see MOTIONS
-    style: str = "cel"  # cel | painted: see STYLES
+    motion: str = "easy"  # easy | medium | hard (cel style): see MOTIONS
+    # cel | painted: painted has motion laws, outlines and figures of its own, so `motion`,
+    # `characters` and `outline_px` are the cel style's only.
+    style: str = "cel"
 
     def validate(self) -> SynthConfig:
         if self.motion not in MOTIONS:
             raise UsageError(f"unknown motion {self.motion!r}: choose one of {', '.join(MOTIONS)}")
         if self.style not in STYLES:
             raise UsageError(f"unknown style {self.style!r}: choose one of {', '.join(STYLES)}")
+        if self.style == "painted" and self.motion != "easy":
+            raise UsageError(
+                "--motion sets the cel style's motion; the painted style has motion laws of its own:"
+                " drop --motion"
+            )
         if self.clips < 1 or self.frames_per_clip < 3:
             raise UsageError("synth needs at least 1 clip of at least 3 frames")
         if self.width < 16 or self.height < 16 or self.width % 2 or self.height % 2:
