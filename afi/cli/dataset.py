@@ -29,6 +29,13 @@ if TYPE_CHECKING:
 app = new_app("Datasets: import videos or triplet sets, synthesise cartoons, show, remove.")
 
 FORMAT_HELP = "videos | vimeo-triplet | atd12k | frames"
+MaxGapOption = Annotated[
+    int,
+    typer.Option(
+        help="Largest distance between a triplet's ends, in strides: above 2 also adds triplets "
+        "at t = 1/3, 2/3, 1/4, ... from longer shots (2: only the middle drawing, t = 0.5)."
+    ),
+]
 
 
 @contextmanager
@@ -91,6 +98,7 @@ def add(
         Optional[int], typer.Option(help="Shrink so the longer side is at most this.")
     ] = None,
     stride: Annotated[int, typer.Option(help="Distinct drawings between a triplet's frames.")] = 1,
+    max_gap: MaxGapOption = 2,
     detector: Annotated[str, typer.Option(help="Cut detector: content | adaptive.")] = "content",
     threshold: Annotated[
         Optional[float], typer.Option(help="Cut threshold (default: the detector's).")
@@ -135,6 +143,7 @@ def add(
     options = ImportOptions(
         max_side=max_side,
         stride=stride,
+        max_gap=max_gap,
         cuts=CutConfig(detector=detector, threshold=threshold, min_shot_frames=min_shot),
         curation=CurationConfig(
             enabled=curate if curate is not None else True,
@@ -162,20 +171,41 @@ def synth(
     size: Annotated[str, typer.Option(help="Frame size: 256 or 320x192 (even numbers).")] = "128",
     seed: Annotated[int, typer.Option(help="Generator seed: same seed, same cartoons.")] = 0,
     frames: Annotated[int, typer.Option(help="Frames per clip.")] = 24,
+    motion: Annotated[
+        str,
+        typer.Option(
+            help="easy | medium | hard: hard adds long arcs, overshoot, fast thin limbs, 1 px "
+            "hatching and a parallax pan that occludes the characters (cel style only)."
+        ),
+    ] = "easy",
+    style: Annotated[
+        str,
+        typer.Option(
+            help="cel | painted: painted is a second generator (pans over painted artwork, "
+            "gradient-filled vector animation) to check a gain off the training generator."
+        ),
+    ] = "cel",
+    max_gap: MaxGapOption = 2,
     write_video: Annotated[
         Optional[Path], typer.Option(help="Also write the cartoon as an .mp4 with a tone track.")
     ] = None,
     as_json: JsonOption = False,
 ) -> None:
     """Generate 2D cartoons (outlined characters, pans, holds, cuts) and import them."""
+    from afi.data.importers import ImportOptions
     from afi.data.service import synth_dataset
     from afi.data.synth import SynthConfig
 
     width, height = parse_resolution(size)
-    config = SynthConfig(clips=clips, frames_per_clip=frames, width=width, height=height, seed=seed)
+    config = SynthConfig(
+        clips=clips, frames_per_clip=frames, width=width, height=height, seed=seed,
+        motion=motion, style=style,
+    )
+    options = ImportOptions(max_gap=max_gap)
     with _progress_bar() as progress:
         result = synth_dataset(
-            state.engine(), name, config, write_video_to=write_video, progress=progress
+            state.engine(), name, config, write_video_to=write_video, options=options,
+            progress=progress,
         )
     if write_video is not None and not as_json:
         console.print(f"wrote {write_video}", highlight=False)

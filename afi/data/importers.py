@@ -32,7 +32,7 @@ from afi.data.cuts import CutConfig, CutDetector, shot_of_frame
 from afi.data.held import HoldConfig, HoldTracker, detect_cadence
 from afi.data.split import SPLITS, SplitConfig, assign_splits
 from afi.data.storage import IMAGE_FORMATS, DatasetBuilder
-from afi.data.triplets import check_stride, triplet_key, window_t
+from afi.data.triplets import check_max_gap, check_stride, triplet_key, window_t, windows_ending
 from afi.data.video import (
     VIDEO_SUFFIXES,
     DecodedFrame,
@@ -53,6 +53,7 @@ ProgressFn = Callable[[str, int, "int | None"], None]
 class ImportOptions:
     max_side: int | None = None
     stride: int = 1  # distance in drawings between a triplet's frames
+    max_gap: int = 2  # largest distance between a triplet's ends, in strides (2: t = 0.5 only)
     cuts: CutConfig = field(default_factory=CutConfig)
     hold: HoldConfig = field(default_factory=HoldConfig)
     curation: CurationConfig = field(default_factory=CurationConfig)
@@ -66,6 +67,7 @@ class ImportOptions:
         if self.max_side is not None and self.max_side < 16:
             raise UsageError(f"--max-side must be at least 16 pixels, got {self.max_side}")
         check_stride(self.stride)
+        check_max_gap(self.max_gap)
         if self.image_format not in IMAGE_FORMATS:
             raise UsageError(
                 f"unknown image format {self.image_format!r}: choose one of {', '.join(IMAGE_FORMATS)}"
@@ -127,6 +129,41 @@ def read_image(path: Path) -> np.ndarray | None:
     return None if image is None else cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
 
 
+class _WindowMaker:
+    """Candidate windows and their stats, measured as a sequence's drawings arrive. Keeps the
+    last drawings, and the flow between two of them while windows can still use it (each
+    serves several windows)."""
+
+    def __init__(self, stride: int, max_gap: int, hold: HoldConfig) -> None:
+        self.stride, self.max_gap, self.hold = stride, max_gap, hold
+        self.span = max_gap * stride  # the farthest back a window reaches
+        self.recent: deque[np.ndarray] = deque(maxlen=self.span + 1)
+        self.stats: list[FrameStats] = []
+        self.pair_motion: dict[tuple[int, int], float] = {}
+        self.windows: list[tuple[tuple[int, int, int], TripletStats]] = []
+
+    def _drawing(self, position: int) -> np.ndarray:
+        return self.recent[position - len(self.stats)]
+
+    def _motion(self, a: int, b: int) -> float:
+        if (a, b) not in self.pair_motion:
+            self.pair_motion[(a, b)] = flow_motion(self._drawing(a), self._drawing(b))
+        return self.pair_motion[(a, b)]
+
+    def push(self, image: np.ndarray) -> None:
+        self.recent.append(image)
+        self.stats.append(FrameStats.of(image))
+        n = len(self.stats) - 1
+        for positions in windows_ending(n, self.stride, self.max_gap):
+            i, j, k = positions
+            images = [self._drawing(p) for p in positions]
+            frames = [self.stats[p] for p in positions]
+            motions = (self._motion(i, j), self._motion(j, k))
+            self.windows.append((positions, triplet_stats(images, frames, self.hold, motions)))
+        for pair in [pair for pair in self.pair_motion if pair[0] <= n - self.span]:
+            del self.pair_motion[pair]
+
+
 def collect_sequence(
     frames: Iterable[DecodedFrame],
     label: str,
@@ -137,21 +174,20 @@ def collect_sequence(
     detect_cuts: bool,
     progress: ProgressFn | None = None,
     total: int | None = None,
+    known_cuts: Sequence[int] | None = None,
 ) -> None:
     """Store a sequence's distinct drawings and add its shots and candidate triplets.
+
+    `known_cuts`: frame indices where shots begin, for a source that knows them (synthetic
+    cartoons) and is read with `detect_cuts=False`.
 
     `collection` is only changed once the whole sequence has been read, so a sequence that fails
     halfway leaves it as it was (its files are the caller's to remove).
     """
-    stride = options.stride
     tracker = HoldTracker(options.hold)
     cutter = CutDetector(options.cuts, fps) if detect_cuts else None
     paths: list[str] = []
-    stats: list[FrameStats] = []
-    recent: deque[np.ndarray] = deque(maxlen=2 * stride + 1)
-    windows: list[tuple[tuple[int, int, int], TripletStats]] = []
-    # Flow of the step (i -> i + stride) ending at each drawing: each step serves two windows.
-    step_motion: dict[int, float] = {}
+    windows = _WindowMaker(options.stride, options.max_gap, options.hold)
     box, stream = (
         crop_letterbox(frames, options.curation.min_contrast)
         if options.curation.letterbox == "crop"
@@ -166,25 +202,10 @@ def collect_sequence(
         if tracker.push(frame.index, frame.pts, image):
             paths.append(builder.frame_path(f"{label}/{frame.index:06d}"))
             builder.write_frame(paths[-1], image)
-            stats.append(FrameStats.of(image))
-            recent.append(image)
-            n = len(paths) - 1
-            if len(recent) > stride:
-                step_motion[n] = flow_motion(recent[-1 - stride], image)
-                step_motion.pop(n - 2 * stride, None)
-            if len(recent) == recent.maxlen:
-                positions = (n - 2 * stride, n - stride, n)
-                images = [recent[0], recent[stride], recent[-1]]
-                motions = (step_motion[n - stride], step_motion[n])
-                windows.append(
-                    (
-                        positions,
-                        triplet_stats(images, [stats[p] for p in positions], options.hold, motions),
-                    )
-                )
+            windows.push(image)
         if progress is not None:
             progress(label, frame.index + 1, total)
-    cuts = cutter.finish() if cutter is not None else []
+    cuts = list(known_cuts or []) if cutter is None else cutter.finish()
     drawings = tracker.drawings
     shot_of = [shot_of_frame(d.frame, cuts) for d in drawings]  # non-decreasing
     members_of: dict[int, list[int]] = {}
@@ -204,7 +225,7 @@ def collect_sequence(
         )
         # The last drawing of a shot is cut short by the cut (or the end): not a cadence sample.
         collection.holds.update(drawings[i].hold for i in members[:-1])
-    for positions, triplet in windows:
+    for positions, triplet in windows.windows:
         if len({shot_of[p] for p in positions}) > 1:
             collection.crossing_cut += 1
             continue

@@ -158,10 +158,14 @@ def synth_dataset(
     progress: ProgressFn | None = None,
 ) -> ImportResult:
     """`afi dataset synth`: generate cartoons and import them through the same pipeline as a
-    video (cut detection, holds, curation), straight from memory so no codec noise is added.
-    With `write_video_to`, the same frames are also written as an .mp4 (with a tone track)."""
+    video (cuts, holds, curation), straight from memory so no codec noise is added. With
+    `write_video_to`, the same frames are also written as an .mp4 (with a tone track)."""
     config = config.validate()
     video = generate_cartoon(config)
+    # The newer generators' shots are split at their own cuts: the detector misses some cuts
+    # between two painted pans, putting triplets across them. The original (easy cel) cartoons
+    # keep the detector, so datasets made before stay as they were.
+    known_cuts = None if config.motion == "easy" and config.style == "cel" else video.cuts
     if write_video_to is not None:
         write_video(Path(write_video_to), video.frames, config.fps, tone_hz=tone_hz)
 
@@ -175,9 +179,10 @@ def synth_dataset(
             builder,
             options,
             collection,
-            detect_cuts=True,
+            detect_cuts=known_cuts is None,
             progress=progress,
             total=len(video.frames),
+            known_cuts=known_cuts,
         )
         return collection
 
