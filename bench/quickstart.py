@@ -56,7 +56,8 @@ def main() -> None:
         from registry.db import resolve_url
 
         engine = open_registry(None)
-        result = run_quickstart(engine, resolve_url(), QuickstartOptions(minutes=args.minutes), report=print)
+        result = run_quickstart(engine, resolve_url(), QuickstartOptions(minutes=args.minutes), report=print,
+                                started=started)
         total = time.perf_counter() - started  # imports and registry set-up included
 
     plan = result.plan
