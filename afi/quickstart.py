@@ -57,9 +57,9 @@ EVAL_SPLIT = "test"
 # What is not training, in units of the time the baselines took to score (measured first, on this
 # machine as it is now); the shares are measured on a 2-core machine, quiet and with both cores
 # saturated (bench/quickstart.py prints planned against actual for every phase).
-RUN_OVERHEAD_SHARE = 3.0  # per run: process start, set-up, final validation, checkpoint, images
-EVALUATION_SHARE = 1.4  # per run: scoring its best checkpoint on the test split
-VIDEO_SHARE = 1.8  # interpolating the 2x clip with the best model
+RUN_OVERHEAD_SHARE = 2.7  # per run: process start, set-up, final validation, checkpoint, images
+EVALUATION_SHARE = 1.2  # per run: scoring its best checkpoint on the test split
+VIDEO_SHARE = 1.5  # interpolating the 2x clip with the best model
 MIN_RUN_S = 10.0  # the least training a run gets, even past the budget
 WARMUP_STEPS = 10  # of the learning rate
 ADV_WARMUP_STEPS = 40  # of reconstruction only, before a discriminator trains
