@@ -14,6 +14,7 @@ validation get multiples of what that took on this machine, now.
 from __future__ import annotations
 
 import math
+import statistics
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
@@ -203,12 +204,18 @@ def plan_training(
                         evaluation_seconds=evaluation_s, video_seconds=video_s)
 
 
-def score_baselines(engine: Any, options: QuickstartOptions) -> None:
-    """Nearest, blend, dis and flow on the test split (recorded once: later runs reuse them)."""
+def score_baselines(engine: Any, options: QuickstartOptions) -> float:
+    """Score nearest, blend, dis and flow on the test split (recorded once: later runs reuse the
+    rows) and return how long that takes on this machine now: the median batch's time times the
+    batches, so that another process's burst during one batch does not move the whole plan."""
     with session_scope(engine) as session:
         dataset = registry_datasets.get_dataset(session, DATASET)
         blend = baseline_run(session, "blend", dataset, (options.size, options.size))
-    evaluate_run(engine, blend.id, DATASET, EVAL_SPLIT, baselines=True)
+    marks = [time.perf_counter()]
+    evaluate_run(engine, blend.id, DATASET, EVAL_SPLIT, baselines=True,
+                 progress=lambda _phase, _done, _total: marks.append(time.perf_counter()))
+    batches = [end - start for start, end in zip(marks, marks[1:])]
+    return statistics.median(batches) * len(batches)
 
 
 class PhaseClock:
@@ -246,9 +253,7 @@ def run_quickstart(engine: Any, db_url: str, options: QuickstartOptions, report:
     clock.lap("data")
 
     report("2/5 baselines: nearest / blend / dis / flow on the test split (timed: the plan's unit)")
-    started = time.perf_counter()
-    score_baselines(engine, options)
-    baselines_s = time.perf_counter() - started
+    baselines_s = score_baselines(engine, options)
     plan = plan_training(options, baselines_s, clock.elapsed_s, report)
     report(f"   {baselines_s:.1f} s -> {plan.run_seconds:.0f} s of training per run, about "
            f"{plan.seconds:.0f} s in all; {plan.evaluation_seconds + plan.video_seconds:.0f} s kept "

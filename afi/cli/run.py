@@ -65,7 +65,8 @@ def create(
     steps: Annotated[
         Optional[int],
         typer.Option(
-            help="Optimiser steps (per stage); with --minutes, the most it may take. [default: 1000]"
+            help="Optimiser steps (per stage), 1000 if not given; with --minutes, the most it may "
+            "take (no cap if not given)."
         ),
     ] = None,
     minutes: Annotated[
