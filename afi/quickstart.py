@@ -56,8 +56,8 @@ FLOW = "dis"
 DATASET = "quickstart-toons"
 EVAL_SPLIT = "test"
 # What is not training, in units of the time the baselines took to score (measured first, on this
-# machine as it is now); the shares are measured on a 2-core machine, quiet and with both cores
-# saturated (bench/quickstart.py prints planned against actual for every phase).
+# machine as it is now). The shares are means over bench/quickstart.py --minutes 3 runs on a 2-core
+# machine shared with other jobs, which print planned against actual for every phase.
 RUN_OVERHEAD_SHARE = 2.7  # per run: process start, set-up, final validation, checkpoint, images
 EVALUATION_SHARE = 1.2  # per run: scoring its best checkpoint on the test split
 VIDEO_SHARE = 1.5  # interpolating the 2x clip with the best model
