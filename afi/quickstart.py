@@ -115,7 +115,7 @@ class QuickstartResult:
     clip: Path
     registry_url: str
     tensorboard: Path
-    phases: dict[str, float]  # wall seconds of each phase: start-up, data, baselines, training, evaluation, video
+    phases: dict[str, float]  # wall seconds per phase: start-up, data, baselines, training, evaluation, video
 
     @property
     def elapsed_s(self) -> float:
