@@ -170,6 +170,10 @@ def default_variant(arch: str, flow: str = "none", disc: str = "none") -> Varian
     return VariantConfig(arch=arch, flow=flow, disc=disc, losses=losses).validate()
 
 
+# The step cap of a stage given only a time budget: more than any budget reaches.
+BUDGET_ONLY_STEPS = 10_000_000
+
+
 @dataclass(frozen=True)
 class StageConfig:
     """One step of the resolution curriculum."""
@@ -184,6 +188,9 @@ class StageConfig:
     warmup_steps: int = 0
     # Train on at most this many triplets (None: all); early low-resolution stages use a subset.
     subset: int | None = None
+    # Wall-clock budget of the stage's training; `steps` is then the most it may take. The trainer
+    # re-plans its last step from its measured pace (afi.train.pace).
+    minutes: float | None = None
 
     @property
     def resolution(self) -> str:
@@ -204,6 +211,8 @@ class StageConfig:
             raise UsageError(f"warmup_steps must not be negative, got {self.warmup_steps}")
         if self.subset is not None:
             _check_positive("subset", self.subset)
+        if self.minutes is not None:
+            _check_positive("minutes", self.minutes)
         return self
 
     def to_dict(self) -> dict[str, Any]:

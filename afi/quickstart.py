@@ -4,13 +4,17 @@ Synthesise a cartoon dataset, launch a small ablation (DIS-flow-guided U-Net vs 
 without a discriminator) through the same experiment + worker path as real runs, evaluate every run and the
 classical baselines on the held-out split, rank them, and interpolate a short clip to 2x.
 
-The number of training steps is sized from the measured speed of each variant on this machine, so
-the whole job fits the budget: every run gets the same number of steps (a fair ablation), as many
-as the slowest variant can afford.
+Every run gets the same share of the budget as a time budget of its own (a fair ablation: the
+same time per variant; the steps each reached are shown beside its scores), which its trainer keeps
+however busy the machine is (afi.train.pace). What is not training is reserved in measured time:
+the baselines are scored first, and the evaluation, the video and each run's set-up and final
+validation get multiples of what that took on this machine, now.
 """
 
 from __future__ import annotations
 
+import math
+import statistics
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
@@ -19,22 +23,18 @@ from typing import Any
 
 import torch
 
-from afi.config import DataConfig, RunConfig, StageConfig, default_variant
+from afi.config import BUDGET_ONLY_STEPS, DataConfig, RunConfig, StageConfig, default_variant
 from afi.data.importers import ImportOptions
-from afi.data.loader import AugmentConfig, make_loader
-from afi.data.service import open_split, synth_dataset
+from afi.data.service import synth_dataset
 from afi.data.split import SplitConfig
 from afi.data.synth import SynthConfig
 from afi.errors import AfiError, UsageError
-from afi.evaluate import EvaluationReport, evaluate_run
+from afi.evaluate import EvaluationReport, baseline_run, evaluate_run
 from afi.launch.experiments import Placement, launch, plan_launch
 from afi.launch.pricing import load_price_table
 from afi.launch.spec import parse_spec
 from afi.launch.worker import Worker, WorkerOptions
 from afi.paths import afi_home, tensorboard_dir
-from afi.train.device import setup_device
-from afi.train.loop import StagePlan, StepRunner, build_parts
-from afi.train.rng import seed_everything
 from afi.video.engine import open_interpolator
 from afi.video.interpolate import InterpolateRequest, InterpolateResult, interpolate_video
 from registry import datasets as registry_datasets
@@ -44,11 +44,10 @@ from registry.db import mask_url, session_scope
 from registry.errors import NotFound
 from registry.records import LeaderboardRow
 
-# Slowest first (U-Net, then the discriminator): the worker claims runs in queue order, so the
-# long runs start first and the two slots end nearly together. (At 10 minutes the runs took 366,
-# 271, 268 and 244 s: fast ones first, the last ended 634 s in; slow ones first, 610 s.)
+# Every run trains for the same time, so the queue order no longer decides when the job ends.
 ARCHS = ("unet", "isnet")
 DISCS = ("patchgan", "none")
+RUNS = len(ARCHS) * len(DISCS)
 # DIS-guided backbones: in the minutes of CPU training a quickstart run gets, a backbone without
 # flow stays at the blend it starts from (measured on this data, test split, blend 26.07 dB:
 # +0.001 dB after 150 steps) and a learned IFNet gets to 27.99 dB, while a DIS-guided one starts at
@@ -56,13 +55,16 @@ DISCS = ("patchgan", "none")
 FLOW = "dis"
 DATASET = "quickstart-toons"
 EVAL_SPLIT = "test"
-# What the training phase pays besides the calibrated steps, and what comes after it: measured on
-# a 2-core machine (bench/quickstart.py prints planned against actual for every phase).
-RUN_OVERHEAD_S = 8.0  # per run: process start, set-up, the final validation, checkpoint and images
-CONTENTION = 1.15  # runs side by side, one per core, step this much slower than one alone
-AFTER_TRAINING_S = 20.0  # evaluation of every run and the baselines, the video (measured: 9 s)
-MIN_STEPS = 20
-ADV_WARMUP_SHARE = 0.25  # of a run's steps before its discriminator trains (and costs time)
+# What is not training, in units of the time the baselines took to score (measured first, on this
+# machine as it is now). The shares are means over bench/quickstart.py --minutes 3 runs on a 2-core
+# machine shared with other jobs, which print planned against actual for every phase.
+RUN_OVERHEAD_SHARE = 2.7  # per run: process start, set-up, final validation, checkpoint, images
+EVALUATION_SHARE = 1.2  # per run: scoring its best checkpoint on the test split
+VIDEO_SHARE = 1.5  # interpolating the 2x clip with the best model
+MIN_RUN_S = 10.0  # the least training a run gets, even past the budget
+WARMUP_STEPS = 10  # of the learning rate
+ADV_WARMUP_STEPS = 40  # of reconstruction only, before a discriminator trains
+LOG_EVERY = 5
 
 Report = Callable[[str], None]
 
@@ -95,8 +97,10 @@ class QuickstartOptions:
 
 @dataclass(frozen=True)
 class TrainingPlan:
-    steps: int  # per run
-    seconds: float  # expected wall time of the training phase
+    run_seconds: float  # each run's time budget
+    seconds: float  # expected wall time of the training phase: its waves of runs, overheads included
+    evaluation_seconds: float  # reserved for scoring the runs
+    video_seconds: float  # reserved for the clip
 
 
 @dataclass(frozen=True)
@@ -104,14 +108,14 @@ class QuickstartResult:
     experiment: str
     dataset: str
     plan: TrainingPlan
-    seconds_per_step: dict[str, float]
+    steps: dict[str, int]  # run name -> the steps its time budget reached
     leaderboard: list[LeaderboardRow]
     evaluations: list[EvaluationReport]
     video: InterpolateResult
     clip: Path
     registry_url: str
     tensorboard: Path
-    phases: dict[str, float]  # wall seconds of each phase: data, sizing, training, evaluation, video
+    phases: dict[str, float]  # wall seconds per phase: start-up, data, baselines, training, evaluation, video
 
     @property
     def elapsed_s(self) -> float:
@@ -127,59 +131,34 @@ class QuickstartResult:
         return bool(blend and models) and min(models) > blend[0]
 
 
-def base_config(options: QuickstartOptions, steps: int) -> RunConfig:
-    """The ablation's base run, `steps` long."""
+def base_config(options: QuickstartOptions, run_seconds: float) -> RunConfig:
+    """The ablation's base run: as many steps as `run_seconds` of training afford."""
     stage = StageConfig(
-        width=options.size, height=options.size, steps=steps, batch=options.batch, lr=2e-3,
-        warmup_steps=min(20, steps // 10),
+        width=options.size, height=options.size, steps=BUDGET_ONLY_STEPS, batch=options.batch,
+        lr=2e-3, warmup_steps=WARMUP_STEPS, minutes=run_seconds / 60.0,
     )
     # Short runs: validate, checkpoint and draw images once, at the end (each costs seconds on a
-    # CPU); and an EMA horizon of a tenth of the run, or the evaluated EMA weights would still be
-    # the untrained start after a few dozen steps.
+    # CPU). The EMA's warm-up (afi.train.ema) keeps its horizon at about a tenth of the steps so
+    # far, so the evaluated weights are recent whatever the budget affords.
     return RunConfig(
         variant=replace(default_variant("unet", FLOW), width=options.width, depth=options.depth),
         data=DataConfig(dataset=DATASET, val_limit=16),
         stages=(stage,),
         seed=options.seed,
-        val_every=steps,
-        ckpt_every=steps,
-        log_every=max(1, steps // 50),
-        image_every=steps,
+        val_every=BUDGET_ONLY_STEPS,
+        ckpt_every=BUDGET_ONLY_STEPS,
+        log_every=LOG_EVERY,
+        image_every=BUDGET_ONLY_STEPS,
         keep_last=1,
-        ema_decay=max(0.0, 1.0 - 10.0 / steps),
-        adv_warmup_steps=int(steps * ADV_WARMUP_SHARE),
+        adv_warmup_steps=ADV_WARMUP_STEPS,
     ).validate()
 
 
-def calibration_config(options: QuickstartOptions, arch: str, disc: str) -> RunConfig:
-    """A run of the variant whose every step is a full one: no adversarial warm-up, which in a
-    real run skips the discriminator for its first steps only."""
-    variant = replace(default_variant(arch, FLOW, disc), width=options.width, depth=options.depth)
-    return replace(base_config(options, 100), variant=variant, adv_warmup_steps=0)
-
-
-def seconds_per_step(engine: Any, config: RunConfig, steps: int = 3) -> float:
-    """Measured time of one optimiser step of `config`'s first stage on this machine, with the
-    dataset's real batches (DIS flow time depends on the pictures) loaded as a run loads them."""
-    stage = config.stages[0]
-    plan = StagePlan(config, 0, setup_device(config.precision))
-    seed_everything(config.seed)
-    parts = build_parts(plan)
-    train_set = open_split(engine, config.data.dataset, "train", crop=(stage.width, stage.height),
-                           augment=AugmentConfig.from_data_config(config.data), seed=config.seed)
-    runner = StepRunner(plan, parts, iter(make_loader(train_set, stage.batch, config.data.workers)))
-    runner.run(0)  # warm-up: allocator, first-call kernel selection
-    started = time.perf_counter()
-    for step in range(1, steps + 1):
-        runner.run(step)
-    return (time.perf_counter() - started) / steps
-
-
-def spec_for(options: QuickstartOptions, name: str, steps: int) -> Any:
+def spec_for(options: QuickstartOptions, name: str, run_seconds: float) -> Any:
     raw = {
         "experiment": {"name": name, "kind": "ablation",
                        "description": "quickstart: DIS-guided unet vs isnet, with and without a PatchGAN"},
-        **base_config(options, steps).to_dict(),
+        **base_config(options, run_seconds).to_dict(),
         "grid": {"variant.arch": list(ARCHS), "variant.disc": list(DISCS)},
     }
     return parse_spec(raw, "afi quickstart", default_name=name, overrides=[])
@@ -205,59 +184,46 @@ def ensure_dataset(engine: Any, options: QuickstartOptions, report: Report) -> N
 
 
 def plan_training(
-    options: QuickstartOptions, speeds: dict[str, float], elapsed_s: float, report: Report
+    options: QuickstartOptions, baselines_s: float, elapsed_s: float, report: Report
 ) -> TrainingPlan:
-    """Steps per run so that the runs, taken in queue order by `parallel` slots, each on its
-    share of the cores (as calibrated), all end within what the budget leaves for training; never
-    fewer than MIN_STEPS, saying so when the budget is too short for them on this machine.
-
-    `speeds`: seconds per full step of each "arch/disc" in queue order."""
-    per_step = [mean_step_s(speeds, key) * CONTENTION for key in speeds]
-
-    def wall_s(steps: int) -> float:
-        return makespan([RUN_OVERHEAD_S + steps * seconds for seconds in per_step], options.parallel)
-
-    train_s = options.budget_s - elapsed_s - AFTER_TRAINING_S
-    steps = MIN_STEPS
-    if wall_s(MIN_STEPS) > train_s:
-        report(f"   --minutes {options.minutes:g} is too short on this machine for {MIN_STEPS} steps "
-               f"per run: running {MIN_STEPS} anyway, so expect to overrun")
-    else:
-        # The wall time grows with the steps: the largest count that fits, by bisection.
-        fits, too_many = MIN_STEPS, MIN_STEPS + 1
-        while wall_s(too_many) <= train_s:
-            fits, too_many = too_many, too_many * 2
-        while too_many - fits > 1:
-            middle = (fits + too_many) // 2
-            fits, too_many = (middle, too_many) if wall_s(middle) <= train_s else (fits, middle)
-        steps = fits
-    return TrainingPlan(steps=steps, seconds=wall_s(steps))
+    """Each run's time budget, the same for every run: the runs go in waves of `parallel`, and
+    what the budget leaves after `elapsed_s` and the reserves (in multiples of `baselines_s`, the
+    time the baselines took to score) is shared among the waves. Never under MIN_RUN_S, saying
+    so when the budget is too short for it on this machine."""
+    waves = math.ceil(RUNS / options.parallel)
+    overhead_s = RUN_OVERHEAD_SHARE * baselines_s
+    evaluation_s = EVALUATION_SHARE * baselines_s * RUNS
+    video_s = VIDEO_SHARE * baselines_s
+    left_s = options.budget_s - elapsed_s - evaluation_s - video_s
+    run_s = left_s / waves - overhead_s
+    if run_s < MIN_RUN_S:
+        report(f"   --minutes {options.minutes:g} is too short on this machine for {MIN_RUN_S:g} s of "
+               f"training per run: training {MIN_RUN_S:g} s anyway, so expect to overrun")
+        run_s = MIN_RUN_S
+    return TrainingPlan(run_seconds=run_s, seconds=waves * (run_s + overhead_s),
+                        evaluation_seconds=evaluation_s, video_seconds=video_s)
 
 
-def mean_step_s(speeds: dict[str, float], key: str) -> float:
-    """A run's mean seconds per step: a run with a discriminator steps without it while warming up."""
-    arch, disc = key.split("/")
-    if disc == "none":
-        return speeds[key]
-    return ADV_WARMUP_SHARE * speeds[f"{arch}/none"] + (1 - ADV_WARMUP_SHARE) * speeds[key]
-
-
-def makespan(durations: list[float], parallel: int) -> float:
-    """Wall time of jobs taken in order by `parallel` slots, each slot taking the next job as it
-    frees: how workers drain a queue."""
-    free_at = [0.0] * parallel
-    for duration in durations:
-        slot = free_at.index(min(free_at))
-        free_at[slot] += duration
-    return max(free_at)
+def score_baselines(engine: Any, options: QuickstartOptions) -> float:
+    """Score nearest, blend, dis and flow on the test split (recorded once: later runs reuse the
+    rows) and return how long that takes on this machine now: the median batch's time times the
+    batches, so that another process's burst during one batch does not move the whole plan."""
+    with session_scope(engine) as session:
+        dataset = registry_datasets.get_dataset(session, DATASET)
+        blend = baseline_run(session, "blend", dataset, (options.size, options.size))
+    marks = [time.perf_counter()]
+    evaluate_run(engine, blend.id, DATASET, EVAL_SPLIT, baselines=True,
+                 progress=lambda _phase, _done, _total: marks.append(time.perf_counter()))
+    batches = [end - start for start, end in zip(marks, marks[1:])]
+    return statistics.median(batches) * len(batches)
 
 
 class PhaseClock:
     """Wall seconds per phase, in the order they ran."""
 
-    def __init__(self) -> None:
+    def __init__(self, started: float | None = None) -> None:
         self.phases: dict[str, float] = {}
-        self._started = time.perf_counter()
+        self._started = time.perf_counter() if started is None else started
 
     def lap(self, phase: str) -> None:
         now = time.perf_counter()
@@ -270,47 +236,50 @@ class PhaseClock:
 
 
 def run_quickstart(engine: Any, db_url: str, options: QuickstartOptions, report: Report,
-                   output_dir: Path | None = None) -> QuickstartResult:
+                   output_dir: Path | None = None, started: float | None = None) -> QuickstartResult:
+    """The whole job; `started`: `time.perf_counter()` when it began (before the imports and the
+    registry's set-up, which count against the budget: on a busy machine, seconds)."""
     options = options.validate()
-    clock = PhaseClock()
+    clock = PhaseClock(started)
+    clock.lap("start-up")
     output_dir = output_dir or afi_home() / "quickstart"
     output_dir.mkdir(parents=True, exist_ok=True)
     worker_options = WorkerOptions(max_parallel=options.parallel, mode="until-empty", poll_s=1.0, stale_after_s=60.0)
-    # Calibrate on the threads each run will get.
+    # Score the baselines on the threads each run will get: their time measures the machine.
     torch.set_num_threads(worker_options.threads_per_run)
 
     report("1/5 data: synthesising cartoons")
     ensure_dataset(engine, options, report)
     clock.lap("data")
 
-    report("2/5 sizing: measuring each variant's step time on this machine")
-    speeds = {
-        f"{arch}/{disc}": seconds_per_step(engine, calibration_config(options, arch, disc))
-        for arch in ARCHS for disc in DISCS
-    }
-    plan = plan_training(options, speeds, clock.elapsed_s, report)
-    steps = plan.steps
-    report("   " + ", ".join(f"{k} {v * 1000:.0f} ms/step" for k, v in speeds.items())
-           + f" -> {steps} steps per run, about {plan.seconds:.0f} s of training")
-    clock.lap("sizing")
+    report("2/5 baselines: nearest / blend / dis / flow on the test split (timed: the plan's unit)")
+    baselines_s = score_baselines(engine, options)
+    plan = plan_training(options, baselines_s, clock.elapsed_s, report)
+    report(f"   {baselines_s:.1f} s -> {plan.run_seconds:.0f} s of training per run, about "
+           f"{plan.seconds:.0f} s in all; {plan.evaluation_seconds + plan.video_seconds:.0f} s kept "
+           "for evaluation and the video")
+    clock.lap("baselines")
 
     name = f"quickstart-{time.strftime('%Y%m%d-%H%M%S')}"
-    report(f"3/5 training: experiment {name}, {len(ARCHS) * len(DISCS)} runs, {options.parallel} at a time")
+    report(f"3/5 training: experiment {name}, {RUNS} runs of {plan.run_seconds:.0f} s each, "
+           f"{options.parallel} at a time")
     table = load_price_table()
-    launch(engine, plan_launch(spec_for(options, name, steps), Placement(), table), table, db_url)
+    launch(engine, plan_launch(spec_for(options, name, plan.run_seconds), Placement(), table), table, db_url)
     Worker(db_url, worker_options).run()
     clock.lap("training")
 
-    report("4/5 evaluation: every run and the nearest / blend / dis / flow baselines on the test split")
+    report("4/5 evaluation: every run on the test split, beside the baselines")
     with session_scope(engine) as session:
-        runs = registry_runs.list_runs(session, experiment=name)
-    unfinished = [f"{r.name} ({r.status}: {r.message})" for r in runs if r.status != "completed"]
+        runs_done = registry_runs.list_runs(session, experiment=name)
+    unfinished = [f"{r.name} ({r.status}: {r.message})" for r in runs_done if r.status != "completed"]
     if unfinished:
         raise AfiError(f"quickstart runs did not complete: {'; '.join(unfinished)}")
-    evaluations = [
-        evaluate_run(engine, run.id, DATASET, EVAL_SPLIT, baselines=index == 0)
-        for index, run in enumerate(sorted(runs, key=lambda r: r.id))
-    ]
+    evaluations = [evaluate_run(engine, run.id, DATASET, EVAL_SPLIT)
+                   for run in sorted(runs_done, key=lambda r: r.id)]
+    steps = {run.name: run.step for run in runs_done}
+    for evaluation in evaluations:
+        score = evaluation.scores[0]
+        report(f"   {score.run}: {steps[score.run]} steps, PSNR {score.metrics['psnr']:.2f} dB")
     with session_scope(engine) as session:
         rows = registry_leaderboard.leaderboard(session, registry_leaderboard.LeaderboardQuery(
             dataset=DATASET, split=EVAL_SPLIT, best_per_variant=False))
@@ -327,7 +296,7 @@ def run_quickstart(engine: Any, db_url: str, options: QuickstartOptions, report:
     )
     clock.lap("video")
     return QuickstartResult(
-        experiment=name, dataset=DATASET, plan=plan, seconds_per_step=speeds, leaderboard=rows,
+        experiment=name, dataset=DATASET, plan=plan, steps=steps, leaderboard=rows,
         evaluations=evaluations, video=video, clip=clip, registry_url=mask_url(db_url),
         tensorboard=tensorboard_dir(), phases=clock.phases,
     )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -40,6 +41,12 @@ def test_estimate_scales_with_pixels_steps_and_width() -> None:
     assert estimate_hours(config, 0.01) == pytest.approx(1.0)
     wider = RunConfig(variant=VariantConfig(width=64), stages=config.stages).validate()
     assert estimate_hours(wider, 0.01) == pytest.approx(4.0)
+
+
+def test_a_time_budget_caps_the_estimate() -> None:
+    stage = StageConfig(width=100, height=100, steps=360, batch=10)
+    budgeted = RunConfig(stages=(replace(stage, minutes=30), replace(stage, minutes=120))).validate()
+    assert estimate_hours(budgeted, 0.01) == pytest.approx(0.5 + 1.0)  # 30 min, then the steps' 1 h
 
 
 def test_quotes_come_from_shipped_then_user_table(afi_home: Path) -> None:

@@ -113,3 +113,19 @@ def test_set_values_are_toml_else_text() -> None:
     assert parse_set(["a=4", "b=1e-4", "c=true", "d=toons", "e='x y'"]) == [
         ("a", 4), ("b", 1e-4), ("c", True), ("d", "toons"), ("e", "x y")
     ]
+
+
+def test_minutes_is_a_stage_budget_in_tables_set_and_grid(tmp_path: Path) -> None:
+    spec = tmp_path / "budget.toml"
+    spec.write_text(
+        "[[stages]]\nres = 32\nsteps = 4\nminutes = 1.5\n\n"
+        "[[stages]]\nres = 64\nsteps = 4\n\n[grid]\nseed = [0, 1]\n"
+    )
+    runs = load_spec(spec).expand()
+    assert [s.minutes for s in runs[0].config.stages] == [1.5, None]
+    assert runs[0].config.to_dict()["stages"][0]["minutes"] == 1.5  # stored with the run
+    every = load_spec(spec, parse_set(["minutes=2"])).expand()
+    assert {s.minutes for r in every for s in r.config.stages} == {2}
+    assert resolve_key("stages.1.minutes", "test") == ("stages", 1, "minutes")
+    with pytest.raises(UsageError, match="minutes must be positive"):
+        load_spec(spec, parse_set(["minutes=0"]))

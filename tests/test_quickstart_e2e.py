@@ -1,7 +1,7 @@
 """End to end: `afi quickstart --minutes 2` through the CLI, then the registry, video and report.
 
-Marked `e2e`: `make test` runs it on its own after the parallel suite, because it sizes its
-training to the machine's measured speed and must not share the cores with other tests.
+Marked `e2e`: `make test` runs it on its own after the parallel suite: its runs train to a time
+budget, and on cores shared with other tests they would reach too few steps to mean much.
 """
 
 from __future__ import annotations

@@ -72,3 +72,23 @@ def test_bad_start_requests_are_one_line_errors(engine, afi_home):
         json.loads(afi(url, "run", "show", run_id, "--json").stdout)["run"]["status"] == "created"
     )
     one_line_error(afi(url, "tensorboard", "--run", run_id), 2, "no TensorBoard logs")
+
+
+def test_create_with_minutes_trains_to_its_deadline_and_records_the_steps(engine, afi_home):
+    torch.set_num_threads(1)
+    make_dataset(engine)
+    url = engine.url.render_as_string(hide_password=False)
+    tiny = ["--dataset", DATASET, "--res", "32", "--batch", "2", "--width", "8", "--depth", "2"]
+    created = afi(url, "run", "create", *tiny, "--minutes", "0.03", "--start", "--json")
+    assert created.exit_code == 0, created.output
+    record = json.loads(created.stdout)
+    assert record["status"] == "completed" and 1 <= record["step"] == record["total_steps"]
+    stage = record["config"]["stages"][0]
+    assert stage["minutes"] == 0.03 and stage["steps"] > record["step"]  # no step cap given
+    shown = json.loads(afi(url, "run", "show", str(record["id"]), "--json").stdout)
+    assert f"{record['step']} steps" in shown["run"]["message"]
+    assert [c["step"] for c in shown["checkpoints"]] == [record["step"]]
+
+    capped = json.loads(afi(url, "run", "create", "--minutes", "5", "--steps", "7", "--json").stdout)
+    assert capped["config"]["stages"][0] == {**capped["config"]["stages"][0], "steps": 7, "minutes": 5}
+    one_line_error(afi(url, "run", "create", "--minutes", "0"), 2, "minutes must be positive")

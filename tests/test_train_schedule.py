@@ -6,14 +6,25 @@ from afi.config import StageConfig
 from afi.train.schedule import MIN_LR_FRACTION, AdversarialSchedule, learning_rate
 
 
-def test_warmup_is_linear_then_cosine_reaches_the_floor():
-    stage = StageConfig(steps=110, lr=1e-3, warmup_steps=10, lr_schedule="cosine")
+def test_warmup_is_linear_then_cosine_reaches_the_floor_at_the_last_step():
+    stage = StageConfig(steps=111, lr=1e-3, warmup_steps=10, lr_schedule="cosine")
     rates = [learning_rate(stage, step) for step in range(stage.steps)]
     assert rates[0] == pytest.approx(1e-4)
     assert rates[9] == pytest.approx(1e-3)
     assert all(a >= b for a, b in zip(rates[9:], rates[10:], strict=False))
     assert rates[60] == pytest.approx(1e-3 * (MIN_LR_FRACTION + (1 - MIN_LR_FRACTION) / 2))
-    assert learning_rate(stage, stage.steps) == pytest.approx(1e-3 * MIN_LR_FRACTION)
+    assert rates[-1] == pytest.approx(1e-3 * MIN_LR_FRACTION)
+
+
+@pytest.mark.parametrize("end", [2, 5, 37, 500])
+def test_a_replanned_end_keeps_warmup_and_cosine_and_ends_at_the_floor(end):
+    stage = StageConfig(steps=1000, lr=1e-3, warmup_steps=10, lr_schedule="cosine")
+    rates = [learning_rate(stage, step, end) for step in range(end)]
+    assert rates[-1] == pytest.approx(1e-3 * MIN_LR_FRACTION)
+    assert max(rates) == pytest.approx(1e-3)  # the warm-up still reaches the peak
+    peak = rates.index(max(rates))
+    assert all(a >= b for a, b in zip(rates[peak:], rates[peak + 1 :], strict=False))
+    assert learning_rate(stage, 3, end=1000) == learning_rate(stage, 3)  # the default end: steps
 
 
 def test_constant_schedule_after_warmup():

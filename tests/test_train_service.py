@@ -1,5 +1,8 @@
 """The trainer end to end on a real registry (SQLite and MariaDB): exact resume after SIGKILL,
-preemption by SIGTERM, a two-stage curriculum, and a corrupt checkpoint."""
+preemption by SIGTERM, a two-stage curriculum, a corrupt checkpoint, and time budgets.
+
+Time-budgeted runs are checked on nothing tuned to a quiet machine: the margins scale with the
+pace the run measured itself, and the assertions read the registry and the checkpoints."""
 
 from __future__ import annotations
 
@@ -16,23 +19,27 @@ import torch
 
 from afi.config import StageConfig
 from afi.train.loop import Callback
+from afi.train.schedule import MIN_LR_FRACTION
 from afi.train.service import start_run
 from registry import checkpoints as registry_checkpoints
 from registry import evaluations as registry_evaluations
-from registry import runs as registry_runs
 from registry.db import session_scope
 from registry.leaderboard import LeaderboardQuery, leaderboard
 from train_factories import (
+    AFI,
     assert_same_weights,
     final_weights,
+    get_run,
     make_dataset,
     metric_rows,
     new_run,
+    start_afi,
     tiny_config,
 )
 
-AFI = str(Path(sys.executable).with_name("afi"))
 STEPS = 16
+CAP = 100_000  # more steps than any few-second budget reaches
+LR = 1e-3
 
 
 @pytest.fixture(autouse=True)
@@ -48,23 +55,6 @@ def one_thread():
 @pytest.fixture
 def dataset(engine, afi_home):
     make_dataset(engine)
-
-
-def get_run(engine, run_id):
-    with session_scope(engine) as session:
-        return registry_runs.get_run(session, run_id)
-
-
-def start_afi(engine, run_id: int, *flags: str) -> subprocess.Popen:
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    url = engine.url.render_as_string(hide_password=False)
-    return subprocess.Popen(
-        [AFI, "--db", url, "run", "start", str(run_id), *flags],
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
 
 
 def wait_for_checkpoint(engine, run_id: int, process: subprocess.Popen, min_step: int) -> int:
@@ -195,6 +185,87 @@ def test_two_stage_curriculum_starts_the_child_from_the_parents_best_checkpoint(
         torch.testing.assert_close(child_final[f"model.{key}"], value, rtol=0, atol=1e-6)
     assert {row.run_id for row in board} == {parent.id, child.id}
     assert {row.resolution for row in board} == {"32", "48"}
+
+
+def budgeted(seconds: float, **run):
+    stage = StageConfig(
+        width=32, height=32, steps=CAP, batch=2, lr=LR, warmup_steps=2, minutes=seconds / 60
+    )
+    settings = dict(val_every=CAP, ckpt_every=CAP, image_every=CAP)
+    settings.update(run)
+    return tiny_config(stages=(stage,), **settings)
+
+
+def latest_payload(engine, run_id: int) -> dict | None:
+    with session_scope(engine) as session:
+        latest = registry_checkpoints.latest_checkpoint(session, run_id)
+    if latest is None:
+        return None
+    try:
+        return torch.load(latest.path, weights_only=True)
+    except (FileNotFoundError, RuntimeError, EOFError):  # retention deleted it just now
+        return None
+
+
+def margin_s(payload: dict) -> float:
+    """How far past its budget a run may end: its last step, and then some, at its own pace."""
+    return max(1.0, 10 * payload["pace"]["step_s"])
+
+
+def test_budgeted_run_completes_at_its_deadline_with_checkpoint_validation_and_lr_floor(
+    engine, dataset
+):
+    budget_s = 3.0
+    run = start_run(engine, new_run(engine, budgeted(budget_s)).id)
+    assert run.status == "completed"
+    assert 3 <= run.step < CAP and run.total_steps == run.step  # what the budget afforded
+    assert f"{run.step} steps" in run.message and "time budget" in run.message
+
+    payload = latest_payload(engine, run.id)
+    assert payload["step"] == payload["planned_end"] == run.step
+    elapsed = payload["pace"]["elapsed_s"]
+    assert budget_s / 2 <= elapsed <= budget_s + margin_s(payload), payload["pace"]
+    with session_scope(engine) as session:
+        best = registry_checkpoints.best_checkpoint(session, run.id)
+        evaluated = registry_evaluations.list_evaluations(session, run.id)
+    assert best is not None and best.step == run.step
+    assert {e.step for e in evaluated if e.metric == "psnr"} == {run.step}
+
+    rates = {step: value for (key, step), value in metric_rows(engine, run.id).items()
+             if key == "train/lr"}
+    assert rates[run.step] == pytest.approx(LR * MIN_LR_FRACTION)  # the floor at the last step
+    assert max(rates.values()) == pytest.approx(LR)  # after the warm-up, the peak
+    assert min(rates.values()) == pytest.approx(LR * MIN_LR_FRACTION)
+
+
+def test_sigkill_then_resume_keeps_the_remaining_budget(engine, dataset):
+    budget_s = 10.0
+    run = new_run(engine, budgeted(budget_s, ckpt_every=3))
+    process = start_afi(engine, run.id)
+    deadline = time.monotonic() + 180
+    spent = None
+    while time.monotonic() < deadline:
+        assert process.poll() is None, process.communicate()
+        payload = latest_payload(engine, run.id)
+        if payload is not None and payload["pace"]["elapsed_s"] >= budget_s / 2:
+            process.send_signal(signal.SIGKILL)
+            process.wait()
+            spent = payload["pace"]["elapsed_s"]
+            break
+        time.sleep(0.2)
+    assert spent is not None, "no checkpoint past half the budget within 180 s"
+    interrupted = get_run(engine, run.id)
+    assert interrupted.status == "running", "finished before the kill: nothing to resume"
+
+    resumed = start_run(engine, run.id, resume=True)
+    assert resumed.status == "completed" and resumed.attempt == 2
+    assert resumed.total_steps == resumed.step < CAP
+    final = latest_payload(engine, run.id)
+    assert final["step"] == resumed.step
+    margin = margin_s(final)
+    assert spent > margin, "killed too early to tell a kept budget from a fresh one"
+    # A fresh budget would have trained `budget_s` more after the checkpoint it resumed from.
+    assert spent <= final["pace"]["elapsed_s"] <= budget_s + margin, (spent, final["pace"])
 
 
 @pytest.mark.skipif(

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from dataclasses import replace
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -15,10 +19,12 @@ from afi.data.synth import SynthConfig
 from afi.launch.runs import RunRequest, create_run
 from registry import checkpoints as registry_checkpoints
 from registry import metrics as registry_metrics
+from registry import runs as registry_runs
 from registry.db import session_scope
 from registry.records import RunRecord
 
 DATASET = "toons"
+AFI = str(Path(sys.executable).with_name("afi"))
 
 
 def make_dataset(engine: Any, name: str = DATASET) -> None:
@@ -79,3 +85,21 @@ def metric_rows(engine: Any, run_id: int) -> dict[tuple[str, int], float | None]
     rows = {(p.key, p.step): (None if p.key.startswith("perf/") else p.value) for p in points}
     assert len(rows) == len(points), "duplicate metric rows"
     return rows
+
+
+def get_run(engine: Any, run_id: int) -> RunRecord:
+    with session_scope(engine) as session:
+        return registry_runs.get_run(session, run_id)
+
+
+def start_afi(engine: Any, run_id: int, *flags: str) -> subprocess.Popen:
+    """`afi run start RUN` in a child process, on one thread as the tests' own trainers."""
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    url = engine.url.render_as_string(hide_password=False)
+    return subprocess.Popen(
+        [AFI, "--db", url, "run", "start", str(run_id), *flags],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )

@@ -40,6 +40,10 @@ class ProgressBar(Callback):
         if self.progress is not None:
             self.progress.update(self.task, completed=step)
 
+    def on_plan(self, total_steps: int) -> None:
+        if self.progress is not None:
+            self.progress.update(self.task, total=total_steps)
+
     def on_log(self, report: StepReport) -> None:
         if self.progress is None:
             return

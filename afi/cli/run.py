@@ -20,15 +20,24 @@ from afi.cli.app import (
     print_table,
     state,
 )
-from afi.config import DataConfig, RunConfig, StageConfig, default_variant, parse_resolution
+from afi.config import (
+    BUDGET_ONLY_STEPS,
+    DataConfig,
+    RunConfig,
+    StageConfig,
+    default_variant,
+    parse_resolution,
+)
 from afi.errors import UsageError
 from afi.launch import runs as run_service
 
 app = new_app("Runs: create, start, list, show, cancel.")
 
 
-def parse_stages(text: str, batch: int, lr: float) -> tuple[StageConfig, ...]:
-    """`128:2000,256:1000` -> two stages (resolution:steps), sharing --batch and --lr."""
+def parse_stages(
+    text: str, batch: int, lr: float, minutes: float | None = None
+) -> tuple[StageConfig, ...]:
+    """`128:2000,256:1000` -> two stages (resolution:steps), sharing --batch, --lr and --minutes."""
     stages = []
     for item in text.split(","):
         res, sep, steps = item.strip().partition(":")
@@ -39,7 +48,9 @@ def parse_stages(text: str, batch: int, lr: float) -> tuple[StageConfig, ...]:
             step_count = int(steps)
         except ValueError:
             raise UsageError(f"bad step count in stage {item!r}: use an integer") from None
-        stages.append(StageConfig(width=width, height=height, steps=step_count, batch=batch, lr=lr))
+        stages.append(
+            StageConfig(width, height, steps=step_count, batch=batch, lr=lr, minutes=minutes)
+        )
     return tuple(stages)
 
 
@@ -51,7 +62,20 @@ def create(
     flow: Annotated[str, typer.Option(help="Flow guidance: none, ifnet (learned, RIFE-style), dis (OpenCV DIS flow as a fixed prior; trains fast on CPUs) or dis+refine (RIFE-style blocks that correct DIS's flows and occlusion mask; starts at the DIS baseline).")] = "none",
     disc: Annotated[str, typer.Option(help="Discriminator: none, patchgan, sn-resnet-sa.")] = "none",
     dataset: Annotated[Optional[str], typer.Option(help="Registered dataset to train on.")] = None,
-    steps: Annotated[int, typer.Option(help="Optimiser steps (per stage).")] = 1000,
+    steps: Annotated[
+        Optional[int],
+        typer.Option(
+            help="Optimiser steps (per stage), 1000 if not given; with --minutes, the most it may "
+            "take (no cap if not given)."
+        ),
+    ] = None,
+    minutes: Annotated[
+        Optional[float],
+        typer.Option(
+            help="Wall-clock budget of each stage's training, in minutes: the trainer re-plans its "
+            "steps from its measured pace and ends, completed, at the deadline."
+        ),
+    ] = None,
     batch: Annotated[int, typer.Option(help="Batch size.")] = 8,
     lr: Annotated[float, typer.Option(help="Learning rate.")] = 2e-4,
     seed: Annotated[int, typer.Option(help="Random seed.")] = 0,
@@ -71,10 +95,12 @@ def create(
     """Record a new run in the registry and print its id."""
     if start and queue:
         raise UsageError("--start trains the run here and --queue leaves it to `afi worker`: pick one")
+    if steps is None:
+        steps = 1000 if minutes is None else BUDGET_ONLY_STEPS
     stage_list = (
-        parse_stages(stages, batch, lr)
+        parse_stages(stages, batch, lr, minutes)
         if stages
-        else (StageConfig(*parse_resolution(res), steps=steps, batch=batch, lr=lr),)
+        else (StageConfig(*parse_resolution(res), steps=steps, batch=batch, lr=lr, minutes=minutes),)
     )
     variant = default_variant(arch, flow, disc)
     if (width, depth) != (variant.width, variant.depth):

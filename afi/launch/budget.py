@@ -31,10 +31,15 @@ UNFINISHED = ("created", "queued", "running")
 
 def estimate_hours(config: RunConfig, mpix_per_s: float) -> float:
     """Wall-clock hours to train `config` at `mpix_per_s` (megapixels of predictions per second
-    for the reference width; compute grows with width squared)."""
-    megapixels = sum(s.steps * s.batch * s.grad_accum * s.width * s.height for s in config.stages) / 1e6
+    for the reference width; compute grows with width squared); a stage with a time budget
+    takes at most its minutes."""
     width_factor = (config.variant.width / REFERENCE_WIDTH) ** 2
-    return megapixels * width_factor / mpix_per_s / 3600.0
+    hours = 0.0
+    for s in config.stages:
+        megapixels = s.steps * s.batch * s.grad_accum * s.width * s.height / 1e6
+        stage_h = megapixels * width_factor / mpix_per_s / 3600.0
+        hours += stage_h if s.minutes is None else min(stage_h, s.minutes / 60.0)
+    return hours
 
 
 def estimate_cost(config: RunConfig, quote: PriceQuote) -> float:

@@ -10,6 +10,7 @@ curriculum (`[[stages]]`), an ablation grid (`[grid]`) or an Optuna search space
     [[stages]]
     res = 256
     steps = 20000
+    minutes = 60                      # optional: a wall-clock budget; steps is then the most
 
     [grid]                            # one run per combination
     arch = ["unet", "isnet"]
@@ -17,7 +18,7 @@ curriculum (`[[stages]]`), an ablation grid (`[grid]`) or an Optuna search space
 
 Grid, search and `--set` keys name a RunConfig field: `variant.X`, `data.X`, `stage.X` (every
 stage), `stages.N.X` (stage N only), a run-level field (`seed`), `variant.losses.TERM`, or a bare
-field name when only one section has it (`arch`, `lr`, `dataset`; `width` is ambiguous).
+field name when only one section has it (`arch`, `lr`, `dataset`, `minutes`; `width` is ambiguous).
 """
 
 from __future__ import annotations

@@ -36,6 +36,7 @@ class RegistryCallback(Callback):
         self.previous_seconds = train_seconds
         self.started = time.monotonic()
         self.last_beat = self.started
+        self.total_steps: int | None = None  # a time-budgeted stage's latest plan, once re-planned
 
     @property
     def train_seconds(self) -> float:
@@ -45,13 +46,18 @@ class RegistryCallback(Callback):
         if time.monotonic() - self.last_beat >= HEARTBEAT_EVERY_S:
             self.beat(step)
 
+    def on_plan(self, total_steps: int) -> None:
+        self.total_steps = total_steps  # recorded with the next heartbeat
+
     def beat(self, step: int) -> None:
-        train_seconds = self.train_seconds  # the same on every attempt of the transaction
+        progress: dict[str, Any] = {"train_seconds": self.train_seconds}  # fixed across retries
+        if self.total_steps is not None:
+            progress["total_steps"] = self.total_steps
 
         def stamp(session: Any) -> str:
             status = registry_runs.heartbeat(session, self.run_id, step=step)
             if status == "running":
-                registry_runs.update_run(session, self.run_id, train_seconds=train_seconds)
+                registry_runs.update_run(session, self.run_id, **progress)
             return status
 
         status = in_transaction(self.engine, stamp)

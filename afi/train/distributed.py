@@ -53,6 +53,14 @@ class ProcessGroup:
         dist.all_reduce(tensor, op=dist.ReduceOp.MAX)
         return bool(tensor.item())
 
+    def least(self, value: int, device: torch.device) -> int:
+        """The smallest of every process's `value`: ranks timing their own pace agree on one end."""
+        if not self.distributed:
+            return value
+        tensor = torch.tensor([value], device=device)
+        dist.all_reduce(tensor, op=dist.ReduceOp.MIN)
+        return int(tensor.item())
+
     def wrap(self, module: nn.Module, device: torch.device) -> nn.Module:
         if not self.distributed:
             return module

@@ -4,7 +4,9 @@ Read `train_stage` top to bottom: each step takes `grad_accum` micro-batches, up
 generator (and the discriminator once the adversarial warm-up is over), updates the EMA, then
 logs, validates and checkpoints on schedule. Where logs, validation results and checkpoints go is
 the caller's business (callbacks and a `CheckpointSink`); this module imports no logger and no
-registry, and every schedule is a pure function of the step, so a resumed run replays exactly.
+registry, and every schedule is a pure function of the step and the planned end, which checkpoints
+store, so a resumed run replays exactly. A stage with a time budget re-plans its end before every
+step from its measured pace (afi.train.pace).
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ from afi.models import build_discriminator, build_generator
 from afi.train.device import DeviceSetup
 from afi.train.distributed import ProcessGroup
 from afi.train.ema import ema_model
+from afi.train.pace import Pace
 from afi.train.rng import capture_rng, restore_rng
 from afi.train.schedule import AdversarialSchedule, learning_rate
 from afi.train.validate import is_better
@@ -87,6 +90,9 @@ class Callback:
 
     def on_step(self, step: int) -> None: ...
 
+    def on_plan(self, total_steps: int) -> None:
+        """A time-budgeted stage re-planned its number of steps."""
+
     def on_log(self, report: StepReport) -> None: ...
 
     def on_images(self, sample: ImageSample) -> None: ...
@@ -115,6 +121,10 @@ class Callbacks(Callback):
     def on_step(self, step: int) -> None:
         for callback in self.callbacks:
             callback.on_step(step)
+
+    def on_plan(self, total_steps: int) -> None:
+        for callback in self.callbacks:
+            callback.on_plan(total_steps)
 
     def on_log(self, report: StepReport) -> None:
         for callback in self.callbacks:
@@ -164,6 +174,10 @@ class StagePlan:
     @property
     def stage(self) -> StageConfig:
         return self.config.stages[self.stage_index]
+
+    def new_pace(self) -> Pace:
+        minutes = self.stage.minutes
+        return Pace(budget_s=None if minutes is None else minutes * 60.0, max_steps=self.stage.steps)
 
     @property
     def adversarial(self) -> AdversarialSchedule:
@@ -251,6 +265,10 @@ class Progress:
 
     step: int = 0
     best_value: float | None = None
+    # The planned number of steps (the schedule's end) and the time budget's account: set when
+    # the stage starts (`StagePlan.new_pace`) or restored from a checkpoint.
+    end: int | None = None
+    pace: Pace | None = None
 
 
 def checkpoint_payload(plan: StagePlan, parts: TrainParts, progress: Progress) -> dict[str, Any]:
@@ -263,6 +281,8 @@ def checkpoint_payload(plan: StagePlan, parts: TrainParts, progress: Progress) -
         "train_size": [plan.stage.width, plan.stage.height],
         "step": progress.step,
         "best_value": progress.best_value,
+        "planned_end": progress.end,
+        "pace": None if progress.pace is None else progress.pace.to_dict(),
         # Micro-batches taken from the (resumable) loader: where it restarts.
         "data_position": progress.step * plan.stage.grad_accum,
         "rng": capture_rng(),
@@ -273,7 +293,13 @@ def checkpoint_payload(plan: StagePlan, parts: TrainParts, progress: Progress) -
 def restore_payload(parts: TrainParts, payload: dict[str, Any]) -> Progress:
     parts.load_state_dict(payload)
     restore_rng(payload["rng"])
-    return Progress(step=payload["step"], best_value=payload["best_value"])
+    pace = payload.get("pace")  # absent from checkpoints written before time budgets
+    return Progress(
+        step=payload["step"],
+        best_value=payload["best_value"],
+        end=payload.get("planned_end"),
+        pace=None if pace is None else Pace.from_dict(pace),
+    )
 
 
 def scale_adversarial(variant: VariantConfig, weight: float) -> VariantConfig:
@@ -354,14 +380,15 @@ class StepRunner:
         loss, stats = loss_fn(output, truth, frame0, frame2, discriminator=disc)
         return GeneratorPass(loss, stats, output.rgb, truth, (frame0, frame2))
 
-    def run(self, step: int) -> StepResult:
+    def run(self, step: int, end: int | None = None) -> StepResult:
+        """Optimiser step `step` of a stage planned to take `end` steps (None: the stage's)."""
         plan, parts, setup = self.plan, self.parts, self.plan.setup
         accum, clip = plan.stage.grad_accum, plan.config.grad_clip
         max_norm = clip if clip > 0 else math.inf
         adversarial = plan.adversarial
         weight = adversarial.weight(step) if parts.discriminator is not None else 0.0
         loss_fn = self.loss_for(weight)
-        lr = learning_rate(plan.stage, step)
+        lr = learning_rate(plan.stage, step, end)
         for optimizer in filter(None, (parts.optimizer, parts.optimizer_d)):
             for group in optimizer.param_groups:
                 group["lr"] = lr
@@ -454,35 +481,45 @@ def train_stage(
 ) -> str:
     """Train from `progress.step` to the stage's last step; returns "completed" or why it stopped.
 
-    Every validation step is also a checkpoint step, and validation values are handed to the
-    sink with that checkpoint, so a replayed step never records them twice. Only the main
-    process reports, validates and saves; the others wait for it at the checkpoint barrier.
+    The last step is the stage's `steps`, or with a time budget the one the pace measured so far
+    affords (re-planned before every step, never past `steps`); either way the final step is
+    logged, validated and checkpointed. Every validation step is also a checkpoint step, and
+    validation values are handed to the sink with that checkpoint, so a replayed step never
+    records them twice. Only the main process reports, validates and saves; the others wait for it
+    at the checkpoint barrier.
     """
-    config, group, total = plan.config, plan.group, plan.stage.steps
+    config, group = plan.config, plan.group
     main = group.is_main
+    pace = progress.pace = progress.pace or plan.new_pace()
+    progress.end = progress.end or pace.end(progress.step)
     runner = StepRunner(plan, parts, batches)
     window = ThroughputWindow()
-    callbacks.on_start(progress.step, total)
+    callbacks.on_start(progress.step, progress.end)
     parts.generator_step.train()
-    while progress.step < total:
-        result = runner.run(progress.step)
+    # Validations and checkpoints on the way cost time too: the pace spreads each over its interval.
+    pause_every = min(config.ckpt_every, config.val_every) if validate else config.ckpt_every
+    while progress.step < progress.end:
+        started = time.perf_counter()
+        result = runner.run(progress.step, progress.end)
         progress.step += 1
-        step = progress.step
+        step, last = progress.step, progress.step == progress.end
         window.add(result)
         if main:
             callbacks.on_step(step)
-        if main and (step % config.log_every == 0 or step == total):
+        if main and (step % config.log_every == 0 or last):
             stats = {key: float(value) for key, value in result.stats.items()}
             callbacks.on_log(
-                StepReport(step=step, total_steps=total, stats=stats, perf=window.perf())
+                StepReport(step=step, total_steps=progress.end, stats=stats, perf=window.perf())
             )
             window.restart()
-        if main and step % config.image_every == 0:
+        if main and (step % config.image_every == 0 or last):
             callbacks.on_images(_image_sample(step, result))
 
         stopping = group.any(stop.requested, plan.setup.device)
-        validating = validate is not None and (step % config.val_every == 0 or step == total)
-        if validating or stopping or step % config.ckpt_every == 0 or step == total:
+        validating = validate is not None and (step % config.val_every == 0 or last)
+        stepped = time.perf_counter()
+        pace.observe_step(stepped - started)
+        if validating or stopping or step % config.ckpt_every == 0 or last:
             values = validate(parts.ema.module) if validating and main else None
             is_best = False
             if values is not None:
@@ -493,16 +530,23 @@ def train_stage(
                 if is_best:
                     progress.best_value = values[config.best_metric]
             # Without a validation split the last checkpoint is the best one there is.
-            is_best = is_best or (validate is None and step == total)
+            is_best = is_best or (validate is None and last)
             if main:
                 callbacks.on_flush()
                 sink.save(step, checkpoint_payload(plan, parts, progress), values, is_best)
             group.barrier()
             window.restart()  # validation and saving are not step time
+            pace.observe_pause(time.perf_counter() - stepped, pause_every)
         if stopping:
             outcome = stop.reason or "stopped"
             callbacks.on_end(step, outcome)
             return outcome
+        if not last and pace.budget_s is not None:
+            replanned = group.least(pace.end(step), plan.setup.device)
+            if replanned != progress.end:
+                progress.end = replanned
+                if main:
+                    callbacks.on_plan(replanned)
     callbacks.on_end(progress.step, "completed")
     return "completed"
 

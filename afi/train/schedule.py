@@ -11,14 +11,23 @@ from afi.config import StageConfig
 MIN_LR_FRACTION = 0.1
 
 
-def learning_rate(stage: StageConfig, step: int) -> float:
-    """The rate for optimiser step `step` (0-based): linear warm-up, then constant or cosine."""
-    if step < stage.warmup_steps:
-        return stage.lr * (step + 1) / stage.warmup_steps
+def learning_rate(stage: StageConfig, step: int, end: int | None = None) -> float:
+    """The rate for optimiser step `step` (0-based) of a stage whose last step is `end - 1`:
+    linear warm-up, then constant or cosine, which reaches its floor at the last step.
+
+    `end`: the planned number of steps, `stage.steps` unless a time budget re-planned it
+    (afi.train.pace); the rate is a pure function of (step, end), so a resume that restores the
+    planned end replays the same rates. A warm-up never takes more than half the planned steps,
+    so a short budget still decays to the floor.
+    """
+    end = stage.steps if end is None else end
+    warmup = min(stage.warmup_steps, end // 2)
+    if step < warmup:
+        return stage.lr * (step + 1) / warmup
     if stage.lr_schedule == "constant":
         return stage.lr
-    decay_steps = max(1, stage.steps - stage.warmup_steps)
-    progress = min(1.0, (step - stage.warmup_steps) / decay_steps)
+    decay_steps = end - 1 - warmup  # from the peak to the floor
+    progress = 1.0 if decay_steps <= 0 else min(1.0, (step - warmup) / decay_steps)
     min_lr = stage.lr * MIN_LR_FRACTION
     return min_lr + 0.5 * (1.0 + math.cos(math.pi * progress)) * (stage.lr - min_lr)
 

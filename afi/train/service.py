@@ -286,12 +286,23 @@ def train_stage_run(
         return record  # rank 0 reports the outcome
     fields = {"step": stage.progress.step, "train_seconds": registry.train_seconds}
     if outcome == "completed":
-        return _finish(engine, record, "completed", None, **fields)
+        message, reached = _completion(plan, stage.progress)
+        return _finish(engine, record, "completed", message, **fields, **reached)
     message = (
         f"stopped at step {stage.progress.step} ({outcome}): "
         f"`afi run start {record.name} --resume` continues it"
     )
     return _finish(engine, record, "preempted", message, **fields)
+
+
+def _completion(plan: StagePlan, progress: Progress) -> tuple[str | None, dict[str, Any]]:
+    """The message and fields a completed stage records: a time-budgeted one, the steps it
+    reached (its total is what the budget afforded, not the cap it was given)."""
+    minutes = plan.stage.minutes
+    if minutes is None:
+        return None, {}
+    message = f"time budget {minutes:g} min: {progress.step} steps (at most {plan.stage.steps})"
+    return message, {"total_steps": progress.step}
 
 
 @dataclass
