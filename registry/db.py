@@ -34,6 +34,8 @@ MIGRATIONS_DIR = Path(__file__).parent / "migrations"
 # Not alembic_version: Optuna studies share the registry database and Optuna reads that table.
 VERSION_TABLE = "afi_alembic_version"
 URL_HINT = "use sqlite:///PATH or mysql+pymysql://USER:PASSWORD@HOST:PORT/DATABASE"
+# URL query options that hold a secret (pymysql takes ?password= and ?passwd= as well).
+SECRET_OPTION = re.compile(r"pass|pwd|secret|token", re.IGNORECASE)
 SQLITE_BUSY_TIMEOUT_S = 30.0
 MYSQL_POOL_RECYCLE_S = 1800  # below MariaDB's default wait_timeout (8 h) and typical proxy idle cuts
 MYSQL_CONNECT_TIMEOUT_S = 10
@@ -62,28 +64,68 @@ def resolve_url(db: str | None = None) -> str:
 
 
 def mask_url(url: str | URL) -> str:
-    """The URL with its password replaced by ***, safe to print and log."""
+    """The URL with every secret replaced by ***, safe to print and log: the password, query
+    options that look like one (`?password=`), and a URL that does not parse is not shown at all
+    beyond its scheme, since where its password starts is anyone's guess."""
     try:
-        return make_url(url).render_as_string(hide_password=True)
-    except ArgumentError:
-        return re.sub(r"(://[^:/@]*:)[^@]*@", r"\1***@", str(url))
+        parsed = make_url(url)
+    except (ArgumentError, ValueError):  # ValueError: a port that is not a number
+        scheme, sep, _rest = str(url).partition("://")
+        shown = f"{scheme}://..." if sep and re.fullmatch(r"[A-Za-z0-9+._-]+", scheme) else "..."
+        return f"{shown} (not shown: it does not parse)"
+    if parsed.host and "@" in parsed.host:  # an unencoded @ in the password: the rest is secret too
+        parsed = parsed.set(host=parsed.host.rpartition("@")[2], password="***")
+    secret_options = {key: "***" for key in parsed.query if SECRET_OPTION.search(key)}
+    masked = parsed.update_query_dict(secret_options).render_as_string(hide_password=True)
+    return masked.replace("%2A%2A%2A", "***")
 
 
 def make_engine(url: str | URL) -> Engine:
     """An engine tuned per backend; raises DatabaseUnavailable for a malformed or unknown URL."""
-    try:
-        parsed = make_url(url)
-    except ArgumentError:
-        raise DatabaseUnavailable(f"bad database URL {mask_url(url)!r}: {URL_HINT}") from None
+    parsed = _parse_url(url)
     backend = parsed.get_backend_name()
     try:
         if backend == "sqlite":
             return _sqlite_engine(parsed)
         if backend in ("mysql", "mariadb"):
-            return _mysql_engine(parsed)
-    except NoSuchModuleError as exc:
+            return _mysql_engine(_with_password_file(parsed))
+    except (NoSuchModuleError, ModuleNotFoundError) as exc:
         raise DatabaseUnavailable(f"no driver for {mask_url(parsed)} ({exc}): {URL_HINT}") from None
     raise DatabaseUnavailable(f"unsupported database {backend!r} in {mask_url(parsed)}: {URL_HINT}")
+
+
+def _parse_url(url: str | URL) -> URL:
+    """`url` parsed, or a one-line DatabaseUnavailable naming what is wrong (never the password)."""
+    try:
+        parsed = make_url(url)
+    except ArgumentError:
+        raise DatabaseUnavailable(f"bad database URL {mask_url(url)}: {URL_HINT}") from None
+    except ValueError:  # sqlalchemy's int() of the port
+        raise DatabaseUnavailable(
+            f"bad database URL {mask_url(url)}: the port is not a number: {URL_HINT}"
+        ) from None
+    if parsed.host and "@" in parsed.host:
+        raise DatabaseUnavailable(
+            f"bad database URL {mask_url(url)}: the user name or password holds an '@': write it as "
+            "%40, or keep the password in a file named by AFI_DB_PASSWORD_FILE"
+        )
+    return parsed
+
+
+def _with_password_file(url: URL) -> URL:
+    """`url` with the password read from $AFI_DB_PASSWORD_FILE when the URL has none, so that it
+    appears neither in `ps` (as --db would put it) nor in the environment."""
+    path = os.environ.get("AFI_DB_PASSWORD_FILE")
+    if url.password is not None or not path:
+        return url
+    try:
+        password = Path(path).expanduser().read_text(encoding="utf-8").rstrip("\r\n")
+    except OSError as exc:
+        raise DatabaseUnavailable(
+            f"cannot read AFI_DB_PASSWORD_FILE {path}: {exc.strerror}: point it at a readable file "
+            "holding the password"
+        ) from None
+    return url.set(password=password)
 
 
 def _sqlite_engine(url: URL) -> Engine:
