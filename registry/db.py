@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, TypeVar
 
 from sqlalchemy import Connection, Engine, create_engine, event, make_url
 from sqlalchemy.engine import URL
-from sqlalchemy.exc import ArgumentError, DBAPIError, NoSuchModuleError, SQLAlchemyError
+from sqlalchemy.exc import ArgumentError, DBAPIError, InterfaceError, NoSuchModuleError, SQLAlchemyError
 from sqlalchemy.orm import Session
 
 from registry.errors import DatabaseUnavailable, RegistryError, SchemaOutOfDate
@@ -45,6 +45,11 @@ MYSQL_UNREACHABLE_CODES = frozenset({1044, 1045, 1049, 2002, 2003, 2005, 2006, 2
 # Deadlock, lock wait timeout: InnoDB rolled the transaction back and it can simply run again.
 MYSQL_LOCK_CONFLICT_CODES = frozenset({1213, 1205})
 CONFLICT_ATTEMPTS = 5
+# Server shutting down, connection killed, can't connect (socket, TCP), gone away, lost, idle cut.
+MYSQL_CONNECTION_LOST_CODES = frozenset({1053, 1927, 2002, 2003, 2006, 2013, 4031})
+# Execution option: how long `in_transaction` keeps retrying a lost server (see outage_tolerant).
+OUTAGE_OPTION = "afi_outage_s"
+OUTAGE_MAX_BACKOFF_S = 5.0
 # Execution option naming how an SQLite transaction starts. IMMEDIATE takes the write lock up
 # front, so read-then-write transactions (claiming a run) serialise instead of failing with
 # SQLITE_BUSY when two writers both try to upgrade their read locks.
@@ -215,21 +220,57 @@ def session_scope(engine: Engine) -> Iterator[Session]:
         session.close()
 
 
-def in_transaction(engine: Engine, work: Callable[[Session], T], attempts: int = CONFLICT_ATTEMPTS) -> T:
+def in_transaction(
+    engine: Engine, work: Callable[[Session], T], attempts: int = CONFLICT_ATTEMPTS,
+    outage_s: float | None = None,
+) -> T:
     """`work(session)` in one transaction, run again from the start (after a short random pause)
     when the server aborts it for a lock conflict. InnoDB deadlocks even at READ COMMITTED: an
     upsert's duplicate-key check takes next-key locks, and a child row's foreign-key check a shared
-    lock on its parent. `work` must touch nothing but the session, so that running it twice is safe."""
-    for attempt in range(1, attempts):
+    lock on its parent. `work` must touch nothing but the session, so that running it twice is safe.
+
+    A lost or refused connection (a server restart) is retried too, with backoff, for up to
+    `outage_s` seconds (default: the engine's OUTAGE_OPTION, 0 unless `outage_tolerant` set it).
+    The commit of an attempt whose connection dropped may have landed, so only idempotent work
+    (heartbeats, upserts, guarded transitions) should run on an outage-tolerant engine."""
+    patience = engine.get_execution_options().get(OUTAGE_OPTION, 0.0) if outage_s is None else outage_s
+    started = time.monotonic()
+    conflicts = outages = 0
+    while True:
         try:
             with session_scope(engine) as session:
                 return work(session)
         except RegistryError as exc:
-            if not _is_lock_conflict(exc.__cause__):
+            waited = time.monotonic() - started
+            if _is_lock_conflict(exc.__cause__) and conflicts + 1 < attempts:
+                conflicts += 1
+                time.sleep(random.uniform(0.05, 0.2) * conflicts)
+            elif is_connection_lost(exc.__cause__) and waited < patience:
+                outages += 1
+                time.sleep(min(outage_backoff_s(outages), patience - waited))
+            else:
                 raise
-        time.sleep(random.uniform(0.05, 0.2) * attempt)
-    with session_scope(engine) as session:  # the last attempt: its error is the caller's
-        return work(session)
+
+
+def outage_backoff_s(failures: int) -> float:
+    """The pause after the n-th failure in a row: doubling from 0.2 s to 5 s, with jitter so that
+    the workers an outage hit together do not all come back in the same instant."""
+    return min(OUTAGE_MAX_BACKOFF_S, 0.2 * 2 ** (failures - 1)) * random.uniform(0.5, 1.0)
+
+
+def outage_tolerant(engine: Engine, outage_s: float) -> Engine:
+    """`engine` (same pool) whose `in_transaction` calls ride out a lost server for `outage_s`."""
+    return engine.execution_options(**{OUTAGE_OPTION: outage_s})
+
+
+def is_connection_lost(exc: BaseException | None) -> bool:
+    """A driver error meaning the server went away or is not accepting connections yet."""
+    if not isinstance(exc, DBAPIError):
+        return False
+    if exc.connection_invalidated or isinstance(exc, InterfaceError):
+        return True
+    args = getattr(exc.orig, "args", ())
+    return bool(args) and args[0] in MYSQL_CONNECTION_LOST_CODES
 
 
 def _is_lock_conflict(exc: BaseException | None) -> bool:
