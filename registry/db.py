@@ -50,6 +50,9 @@ MYSQL_CONNECTION_LOST_CODES = frozenset({1053, 1927, 2002, 2003, 2006, 2013, 403
 # Execution option: how long `in_transaction` keeps retrying a lost server (see outage_tolerant).
 OUTAGE_OPTION = "afi_outage_s"
 OUTAGE_MAX_BACKOFF_S = 5.0
+MIGRATION_LOCK_TIMEOUT_S = 300
+# Views the migrations create next to the tables (registry/migrations/versions).
+REGISTRY_VIEWS = ("leaderboard", "run_summary")
 # Execution option naming how an SQLite transaction starts. IMMEDIATE takes the write lock up
 # front, so read-then-write transactions (claiming a run) serialise instead of failing with
 # SQLITE_BUSY when two writers both try to upgrade their read locks.
@@ -64,7 +67,7 @@ def resolve_url(db: str | None = None) -> str:
     if from_env:
         return from_env
     home = Path(os.environ.get("AFI_HOME") or Path.home() / ".afi").expanduser()
-    home.mkdir(parents=True, exist_ok=True)
+    # Not created here: read-only commands create nothing; the first upgrade makes the folder.
     return f"sqlite:///{home / 'registry.db'}"
 
 
@@ -299,6 +302,13 @@ def head_revision() -> str:
     return head
 
 
+@lru_cache(maxsize=1)
+def known_revisions() -> frozenset[str]:
+    from alembic.script import ScriptDirectory
+
+    return frozenset(r.revision for r in ScriptDirectory.from_config(_alembic_config()).walk_revisions())
+
+
 def _revision_of(engine: Engine) -> str | None:
     from alembic.runtime.migration import MigrationContext
 
@@ -308,19 +318,74 @@ def _revision_of(engine: Engine) -> str | None:
         return context.get_current_revision()
 
 
+def _leftovers(connection: Connection) -> list[str]:
+    """Registry tables and views in a database that records no revision: what an upgrade
+    stopped part-way left behind (MariaDB commits each CREATE TABLE on its own)."""
+    from sqlalchemy import inspect
+
+    from registry.schema import Base
+
+    inspector = inspect(connection)
+    present = set(inspector.get_table_names()) | set(inspector.get_view_names())
+    ours = [*Base.metadata.tables, *REGISTRY_VIEWS]
+    return [name for name in ours if name in present]
+
+
+def _half_applied(url: URL | str, leftovers: list[str]) -> SchemaOutOfDate:
+    return SchemaOutOfDate(
+        f"registry {mask_url(url)} holds {len(leftovers)} registry tables or views "
+        f"({', '.join(leftovers[:4])}{', ...' if len(leftovers) > 4 else ''}) but no schema "
+        "revision: an earlier `afi db upgrade` stopped part-way; run `afi db upgrade --repair` "
+        "to drop them and create the schema again"
+    )
+
+
+def _newer(url: URL | str, current: str) -> SchemaOutOfDate:
+    return SchemaOutOfDate(
+        f"registry {mask_url(url)} is at revision {current}, newer than this AFI knows "
+        f"(head {head_revision()}): upgrade AFI (pip install -U afi) to use it"
+    )
+
+
 def check_schema(engine: Engine) -> None:
     """Raise SchemaOutOfDate unless the database is at the revision this code was written for."""
     current, head = _revision_of(engine), head_revision()
-    if current != head:
-        state = "empty" if current is None else f"at revision {current}"
-        raise SchemaOutOfDate(
-            f"registry {mask_url(engine.url)} is {state} but this AFI needs revision {head}: "
-            "run `afi db upgrade`"
-        )
+    if current == head:
+        return
+    if current is not None and current not in known_revisions():
+        raise _newer(engine.url, current)
+    if current is None:
+        with translate_errors(engine.url), engine.connect() as connection:
+            leftovers = _leftovers(connection)
+        if leftovers:
+            raise _half_applied(engine.url, leftovers)
+    state = "empty" if current is None else f"at revision {current}"
+    raise SchemaOutOfDate(
+        f"registry {mask_url(engine.url)} is {state} but this AFI needs revision {head}: "
+        "run `afi db upgrade`"
+    )
+
+
+def schema_status(url: str) -> tuple[str | None, str, str]:
+    """(revision, head, what to do) without creating anything: a missing SQLite file is empty."""
+    head = head_revision()
+    if _missing_sqlite_file(url):
+        return None, head, "empty: run `afi db upgrade` (or any command) to create it"
+    engine = make_engine(url)
+    try:
+        check_schema(engine)
+    except SchemaOutOfDate as exc:
+        return _revision_of(engine), head, str(exc).rpartition(": ")[2]
+    finally:
+        engine.dispose()
+    return head, head, "up to date"
 
 
 def current_revision(url: str) -> tuple[str | None, str]:
-    """(revision the database is at, None when empty; the head revision of this code)."""
+    """(revision the database is at, None when empty; the head revision of this code).
+    Creates nothing: a SQLite file that does not exist is an empty registry."""
+    if _missing_sqlite_file(url):
+        return None, head_revision()
     engine = make_engine(url)
     try:
         return _revision_of(engine), head_revision()
@@ -328,11 +393,20 @@ def current_revision(url: str) -> tuple[str | None, str]:
         engine.dispose()
 
 
-def upgrade(url: str, revision: str = "head") -> None:
-    """Create or upgrade the schema to `revision`; safe to run again."""
+def _missing_sqlite_file(url: str) -> bool:
+    parsed = _parse_url(url)
+    database = parsed.database
+    if parsed.get_backend_name() != "sqlite" or database in (None, "", ":memory:"):
+        return False
+    return not Path(database).exists()
+
+
+def upgrade(url: str, revision: str = "head", repair: bool = False) -> None:
+    """Create or upgrade the schema to `revision`; safe to run again, and from several processes
+    at once. `repair`: first drop the empty registry tables an interrupted upgrade left."""
     from alembic import command
 
-    _migrate(url, command.upgrade, revision)
+    _migrate(url, command.upgrade, revision, repair)
 
 
 def downgrade(url: str, revision: str = "base") -> None:
@@ -342,14 +416,109 @@ def downgrade(url: str, revision: str = "base") -> None:
     _migrate(url, command.downgrade, revision)
 
 
-def _migrate(url: str, action: Callable[[Config, str], None], revision: str) -> None:
+def _check_target(revision: str) -> None:
+    from alembic.script import ScriptDirectory
     from alembic.util.exc import CommandError
 
+    try:
+        ScriptDirectory.from_config(_alembic_config()).get_revisions(revision)
+    except CommandError:
+        known = ", ".join(sorted(known_revisions()))
+        raise RegistryError(
+            f"unknown revision {revision!r}: use head, base, or one of {known} (see `afi db current`)"
+        ) from None
+
+
+def _migrate(
+    url: str, action: Callable[[Config, str], None], revision: str, repair: bool = False
+) -> None:
+    from alembic.util.exc import CommandError
+
+    _check_target(revision)
+    _make_sqlite_folder(url)
     engine = make_engine(url)
     try:
-        with translate_errors(engine.url), engine.begin() as connection:
+        with translate_errors(engine.url), engine.begin() as connection, _migration_lock(connection):
+            _prepare(connection, engine.url, repair)
             action(_alembic_config(connection), revision)
     except CommandError as exc:
         raise RegistryError(f"migration to {revision!r} failed: {exc}: see `afi db current`") from None
     finally:
         engine.dispose()
+
+
+def _prepare(connection: Connection, url: URL, repair: bool) -> None:
+    """Under the migration lock: refuse a schema newer than this code, and a half-applied one
+    unless `repair`, which drops its leftovers when they hold no rows."""
+    from alembic.runtime.migration import MigrationContext
+
+    current = MigrationContext.configure(
+        connection, opts={"version_table": VERSION_TABLE}
+    ).get_current_revision()
+    if current is not None:
+        if current not in known_revisions():
+            raise _newer(url, current)
+        return
+    leftovers = _leftovers(connection)
+    if not leftovers:
+        return
+    if not repair:
+        raise _half_applied(url, leftovers)
+    from sqlalchemy import inspect
+
+    from registry.schema import Base
+
+    views = set(inspect(connection).get_view_names())
+    tables = [t for t in reversed(Base.metadata.sorted_tables) if t.name in leftovers]
+    filled = [t.name for t in tables if connection.exec_driver_sql(f"SELECT COUNT(*) FROM {t.name}").scalar()]
+    if filled:
+        raise SchemaOutOfDate(
+            f"registry {mask_url(url)}: {', '.join(filled)} hold rows, so --repair leaves them: "
+            "back them up, drop the registry tables by hand, then run `afi db upgrade`"
+        )
+    for name in REGISTRY_VIEWS:
+        if name in views:
+            connection.exec_driver_sql(f"DROP VIEW {name}")
+    for table in tables:
+        table.drop(connection)
+
+
+@contextmanager
+def _migration_lock(connection: Connection) -> Iterator[None]:
+    """One migration at a time per database. MariaDB/MySQL: a named lock (GET_LOCK), since DDL
+    commits on its own there. SQLite: the migration's transaction began IMMEDIATE (see
+    SQLITE_BEGIN), which already holds the file's write lock until it commits."""
+    if connection.dialect.name == "sqlite":
+        yield
+        return
+    name = f"afi_migrate_{connection.engine.url.database}"[:64]
+    got = connection.exec_driver_sql(
+        f"SELECT GET_LOCK(%s, {MIGRATION_LOCK_TIMEOUT_S})", (name,)
+    ).scalar()
+    if got != 1:
+        raise RegistryError(
+            f"another process has been migrating {mask_url(connection.engine.url)} for "
+            f"{MIGRATION_LOCK_TIMEOUT_S} s: wait for it to finish, then run `afi db upgrade` again"
+        )
+    try:
+        yield
+    finally:
+        with suppress(SQLAlchemyError):
+            connection.exec_driver_sql("SELECT RELEASE_LOCK(%s)", (name,))
+
+
+def _make_sqlite_folder(url: str) -> None:
+    """Creating an SQLite registry: its folder first, with a one-line error if it cannot be."""
+    parsed = _parse_url(url)
+    if parsed.get_backend_name() != "sqlite" or parsed.database in (None, "", ":memory:"):
+        return
+    folder = Path(parsed.database).expanduser().parent
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except (FileExistsError, NotADirectoryError):
+        raise DatabaseUnavailable(
+            f"cannot create the registry folder {folder}: a file is in the way (check AFI_HOME "
+            "or the sqlite:/// path)"
+        ) from None
+    except OSError as exc:
+        raise DatabaseUnavailable(f"cannot create the registry folder {folder}: {exc.strerror}") from None
