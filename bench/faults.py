@@ -116,6 +116,8 @@ def scenario(
         final = registry_runs.get_run(session, run.id)
     rows, duplicated = rows_of(engine, run.id)
     expected = reference if reference is not None else rows
+    if os.environ.get("AFI_FAULTS_VERBOSE"):
+        print(stderr[-3000:])
     if final.status != "completed":
         print(f"  {name}: run ended {final.status} ({final.message}); worker: {stderr[-500:]}")
     outcome = Outcome(
