@@ -73,7 +73,7 @@ def create(
         raise UsageError("--start trains the run here and --queue leaves it to `afi worker`: pick one")
     stage_list = (
         parse_stages(stages, batch, lr)
-        if stages
+        if stages is not None  # an empty --stages is a mistake, not "use --res"
         else (StageConfig(*parse_resolution(res), steps=steps, batch=batch, lr=lr),)
     )
     variant = default_variant(arch, flow, disc)
