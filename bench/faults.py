@@ -154,7 +154,9 @@ def kill_worker(url: str) -> Any:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--outages", type=float, nargs="*", default=[10.0, 30.0, 60.0])
     parser.add_argument("--steps", type=int, default=60)
     parser.add_argument("--no-kill", action="store_true", help="Skip the killed-worker scenario.")

@@ -53,12 +53,16 @@ def test_run_create_bounds_exit_2_and_write_nothing(db_url: str, afi_home, args,
 
 @pytest.mark.parametrize(
     ("args", "fragment"),
-    [(["--fps", "1e9"], "--fps must be in (0, 1000]"), (["--factor", "1000000"], "--factor must be in (0, 64]")],
+    [
+        (["--fps", "1e9"], "--fps must be in (0, 1000]"),
+        (["--factor", "1000000"], "--factor must be in (0, 64]"),
+    ],
 )
 def test_interpolate_rates_are_bounded(tmp_path: Path, afi_home, args, fragment) -> None:
     synth_video(tmp_path / "in.mp4", clips=1, frames_per_clip=6)
+    out = tmp_path / "out.mp4"
     result = runner.invoke(
-        app, ["interpolate", str(tmp_path / "in.mp4"), "-o", str(tmp_path / "out.mp4"), "--method", "blend", *args]
+        app, ["interpolate", str(tmp_path / "in.mp4"), "-o", str(out), "--method", "blend", *args]
     )
     assert fragment in one_line(result, 2)
     assert not (tmp_path / "out.mp4").exists()
@@ -108,7 +112,9 @@ def test_a_full_disk_names_the_checkpoint_and_leaves_no_partial_file(tmp_path: P
         "    print(exc)\n"
     )
     target = tmp_path / "ckpt" / "step-1.pt"
-    done = subprocess.run([sys.executable, "-c", script, str(target)], capture_output=True, text=True, timeout=120)
+    done = subprocess.run(
+        [sys.executable, "-c", script, str(target)], capture_output=True, text=True, timeout=120
+    )
     assert done.returncode == 0, done.stderr
     assert str(target) in done.stdout and "File too large" in done.stdout and "free space" in done.stdout
     assert list((tmp_path / "ckpt").iterdir()) == []

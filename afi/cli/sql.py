@@ -16,7 +16,9 @@ from registry.sql import DEFAULT_TIMEOUT_S, run_readonly
 def sql(
     query: Annotated[str, typer.Argument(help="One SELECT (or WITH ... SELECT) statement.")],
     limit: Annotated[int, typer.Option(help="At most this many rows.")] = 1000,
-    timeout: Annotated[float, typer.Option(help="Stop the query after this many seconds.")] = DEFAULT_TIMEOUT_S,
+    timeout: Annotated[
+        float, typer.Option(help="Stop the query after this many seconds.")
+    ] = DEFAULT_TIMEOUT_S,
     as_json: JsonOption = False,
 ) -> None:
     """Run one read-only query, e.g. afi sql "SELECT * FROM leaderboard ORDER BY psnr DESC".
