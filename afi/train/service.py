@@ -124,6 +124,8 @@ def _take_over_in(session: Any, run: str | int, resume: bool, claimed_by: str | 
     status, name = record.status, record.name
     if status == "running" and claimed_by is not None and record.worker_id == claimed_by:
         return record
+    if status == "running" and record.worker_id == worker_id():
+        return record  # this process took it over already: a retry after a lost commit
     if status == "completed":
         if not resume or record.stage + 1 >= record.stage_count:
             raise UsageError(
