@@ -172,6 +172,10 @@ def default_variant(arch: str, flow: str = "none", disc: str = "none") -> Varian
 
 # The step cap of a stage given only a time budget: more than any budget reaches.
 BUDGET_ONLY_STEPS = 10_000_000
+MAX_STAGE_SIDE = 4096
+MAX_STAGE_BATCH = 1024
+MAX_STAGE_STEPS = 100_000_000
+MAX_LR = 1.0
 
 
 @dataclass(frozen=True)
@@ -206,6 +210,16 @@ class StageConfig:
             ("learning rate", self.lr),
         ):
             _check_positive(what, value)
+        # Upper bounds a run can use; past them it fails late (MemoryError) or never ends.
+        for what, value, most in (
+            ("resolution width", self.width, MAX_STAGE_SIDE),
+            ("resolution height", self.height, MAX_STAGE_SIDE),
+            ("steps", self.steps, MAX_STAGE_STEPS),
+            ("batch", self.batch, MAX_STAGE_BATCH),
+            ("learning rate", self.lr, MAX_LR),
+        ):
+            if not value <= most:  # also refuses NaN and infinity
+                raise UsageError(f"{what} must be at most {most:g}, got {value:g}")
         _check_choice("lr schedule", self.lr_schedule, LR_SCHEDULES)
         if self.warmup_steps < 0:
             raise UsageError(f"warmup_steps must not be negative, got {self.warmup_steps}")

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, TypeVar
 
 from sqlalchemy import Connection, Engine, create_engine, event, make_url
 from sqlalchemy.engine import URL
-from sqlalchemy.exc import ArgumentError, DBAPIError, NoSuchModuleError, SQLAlchemyError
+from sqlalchemy.exc import ArgumentError, DBAPIError, InterfaceError, NoSuchModuleError, SQLAlchemyError
 from sqlalchemy.orm import Session
 
 from registry.errors import DatabaseUnavailable, RegistryError, SchemaOutOfDate
@@ -34,6 +34,8 @@ MIGRATIONS_DIR = Path(__file__).parent / "migrations"
 # Not alembic_version: Optuna studies share the registry database and Optuna reads that table.
 VERSION_TABLE = "afi_alembic_version"
 URL_HINT = "use sqlite:///PATH or mysql+pymysql://USER:PASSWORD@HOST:PORT/DATABASE"
+# URL query options that hold a secret (pymysql takes ?password= and ?passwd= as well).
+SECRET_OPTION = re.compile(r"pass|pwd|secret|token", re.IGNORECASE)
 SQLITE_BUSY_TIMEOUT_S = 30.0
 MYSQL_POOL_RECYCLE_S = 1800  # below MariaDB's default wait_timeout (8 h) and typical proxy idle cuts
 MYSQL_CONNECT_TIMEOUT_S = 10
@@ -43,6 +45,14 @@ MYSQL_UNREACHABLE_CODES = frozenset({1044, 1045, 1049, 2002, 2003, 2005, 2006, 2
 # Deadlock, lock wait timeout: InnoDB rolled the transaction back and it can simply run again.
 MYSQL_LOCK_CONFLICT_CODES = frozenset({1213, 1205})
 CONFLICT_ATTEMPTS = 5
+# Server shutting down, connection killed, can't connect (socket, TCP), gone away, lost, idle cut.
+MYSQL_CONNECTION_LOST_CODES = frozenset({1053, 1927, 2002, 2003, 2006, 2013, 4031})
+# Execution option: how long `in_transaction` keeps retrying a lost server (see outage_tolerant).
+OUTAGE_OPTION = "afi_outage_s"
+OUTAGE_MAX_BACKOFF_S = 5.0
+MIGRATION_LOCK_TIMEOUT_S = 300
+# Views the migrations create next to the tables (registry/migrations/versions).
+REGISTRY_VIEWS = ("leaderboard", "run_summary")
 # Execution option naming how an SQLite transaction starts. IMMEDIATE takes the write lock up
 # front, so read-then-write transactions (claiming a run) serialise instead of failing with
 # SQLITE_BUSY when two writers both try to upgrade their read locks.
@@ -57,33 +67,73 @@ def resolve_url(db: str | None = None) -> str:
     if from_env:
         return from_env
     home = Path(os.environ.get("AFI_HOME") or Path.home() / ".afi").expanduser()
-    home.mkdir(parents=True, exist_ok=True)
+    # Not created here: read-only commands create nothing; the first upgrade makes the folder.
     return f"sqlite:///{home / 'registry.db'}"
 
 
 def mask_url(url: str | URL) -> str:
-    """The URL with its password replaced by ***, safe to print and log."""
+    """The URL with every secret replaced by ***, safe to print and log: the password, query
+    options that look like one (`?password=`), and a URL that does not parse is not shown at all
+    beyond its scheme, since where its password starts is anyone's guess."""
     try:
-        return make_url(url).render_as_string(hide_password=True)
-    except ArgumentError:
-        return re.sub(r"(://[^:/@]*:)[^@]*@", r"\1***@", str(url))
+        parsed = make_url(url)
+    except (ArgumentError, ValueError):  # ValueError: a port that is not a number
+        scheme, sep, _rest = str(url).partition("://")
+        shown = f"{scheme}://..." if sep and re.fullmatch(r"[A-Za-z0-9+._-]+", scheme) else "..."
+        return f"{shown} (not shown: it does not parse)"
+    if parsed.host and "@" in parsed.host:  # an unencoded @ in the password: the rest is secret too
+        parsed = parsed.set(host=parsed.host.rpartition("@")[2], password="***")
+    secret_options = {key: "***" for key in parsed.query if SECRET_OPTION.search(key)}
+    masked = parsed.update_query_dict(secret_options).render_as_string(hide_password=True)
+    return masked.replace("%2A%2A%2A", "***")
 
 
 def make_engine(url: str | URL) -> Engine:
     """An engine tuned per backend; raises DatabaseUnavailable for a malformed or unknown URL."""
-    try:
-        parsed = make_url(url)
-    except ArgumentError:
-        raise DatabaseUnavailable(f"bad database URL {mask_url(url)!r}: {URL_HINT}") from None
+    parsed = _parse_url(url)
     backend = parsed.get_backend_name()
     try:
         if backend == "sqlite":
             return _sqlite_engine(parsed)
         if backend in ("mysql", "mariadb"):
-            return _mysql_engine(parsed)
-    except NoSuchModuleError as exc:
+            return _mysql_engine(_with_password_file(parsed))
+    except (NoSuchModuleError, ModuleNotFoundError) as exc:
         raise DatabaseUnavailable(f"no driver for {mask_url(parsed)} ({exc}): {URL_HINT}") from None
     raise DatabaseUnavailable(f"unsupported database {backend!r} in {mask_url(parsed)}: {URL_HINT}")
+
+
+def _parse_url(url: str | URL) -> URL:
+    """`url` parsed, or a one-line DatabaseUnavailable naming what is wrong (never the password)."""
+    try:
+        parsed = make_url(url)
+    except ArgumentError:
+        raise DatabaseUnavailable(f"bad database URL {mask_url(url)}: {URL_HINT}") from None
+    except ValueError:  # sqlalchemy's int() of the port
+        raise DatabaseUnavailable(
+            f"bad database URL {mask_url(url)}: the port is not a number: {URL_HINT}"
+        ) from None
+    if parsed.host and "@" in parsed.host:
+        raise DatabaseUnavailable(
+            f"bad database URL {mask_url(url)}: the user name or password holds an '@': write it as "
+            "%40, or keep the password in a file named by AFI_DB_PASSWORD_FILE"
+        )
+    return parsed
+
+
+def _with_password_file(url: URL) -> URL:
+    """`url` with the password read from $AFI_DB_PASSWORD_FILE when the URL has none, so that it
+    appears neither in `ps` (as --db would put it) nor in the environment."""
+    path = os.environ.get("AFI_DB_PASSWORD_FILE")
+    if url.password is not None or not path:
+        return url
+    try:
+        password = Path(path).expanduser().read_text(encoding="utf-8").rstrip("\r\n")
+    except OSError as exc:
+        raise DatabaseUnavailable(
+            f"cannot read AFI_DB_PASSWORD_FILE {path}: {exc.strerror}: point it at a readable file "
+            "holding the password"
+        ) from None
+    return url.set(password=password)
 
 
 def _sqlite_engine(url: URL) -> Engine:
@@ -173,21 +223,57 @@ def session_scope(engine: Engine) -> Iterator[Session]:
         session.close()
 
 
-def in_transaction(engine: Engine, work: Callable[[Session], T], attempts: int = CONFLICT_ATTEMPTS) -> T:
+def in_transaction(
+    engine: Engine, work: Callable[[Session], T], attempts: int = CONFLICT_ATTEMPTS,
+    outage_s: float | None = None,
+) -> T:
     """`work(session)` in one transaction, run again from the start (after a short random pause)
     when the server aborts it for a lock conflict. InnoDB deadlocks even at READ COMMITTED: an
     upsert's duplicate-key check takes next-key locks, and a child row's foreign-key check a shared
-    lock on its parent. `work` must touch nothing but the session, so that running it twice is safe."""
-    for attempt in range(1, attempts):
+    lock on its parent. `work` must touch nothing but the session, so that running it twice is safe.
+
+    A lost or refused connection (a server restart) is retried too, with backoff, for up to
+    `outage_s` seconds (default: the engine's OUTAGE_OPTION, 0 unless `outage_tolerant` set it).
+    The commit of an attempt whose connection dropped may have landed, so only idempotent work
+    (heartbeats, upserts, guarded transitions) should run on an outage-tolerant engine."""
+    patience = engine.get_execution_options().get(OUTAGE_OPTION, 0.0) if outage_s is None else outage_s
+    started = time.monotonic()
+    conflicts = outages = 0
+    while True:
         try:
             with session_scope(engine) as session:
                 return work(session)
         except RegistryError as exc:
-            if not _is_lock_conflict(exc.__cause__):
+            waited = time.monotonic() - started
+            if _is_lock_conflict(exc.__cause__) and conflicts + 1 < attempts:
+                conflicts += 1
+                time.sleep(random.uniform(0.05, 0.2) * conflicts)
+            elif is_connection_lost(exc.__cause__) and waited < patience:
+                outages += 1
+                time.sleep(min(outage_backoff_s(outages), patience - waited))
+            else:
                 raise
-        time.sleep(random.uniform(0.05, 0.2) * attempt)
-    with session_scope(engine) as session:  # the last attempt: its error is the caller's
-        return work(session)
+
+
+def outage_backoff_s(failures: int) -> float:
+    """The pause after the n-th failure in a row: doubling from 0.2 s to 5 s, with jitter so that
+    the workers an outage hit together do not all come back in the same instant."""
+    return min(OUTAGE_MAX_BACKOFF_S, 0.2 * 2 ** (failures - 1)) * random.uniform(0.5, 1.0)
+
+
+def outage_tolerant(engine: Engine, outage_s: float) -> Engine:
+    """`engine` (same pool) whose `in_transaction` calls ride out a lost server for `outage_s`."""
+    return engine.execution_options(**{OUTAGE_OPTION: outage_s})
+
+
+def is_connection_lost(exc: BaseException | None) -> bool:
+    """A driver error meaning the server went away or is not accepting connections yet."""
+    if not isinstance(exc, DBAPIError):
+        return False
+    if exc.connection_invalidated or isinstance(exc, InterfaceError):
+        return True
+    args = getattr(exc.orig, "args", ())
+    return bool(args) and args[0] in MYSQL_CONNECTION_LOST_CODES
 
 
 def _is_lock_conflict(exc: BaseException | None) -> bool:
@@ -216,6 +302,13 @@ def head_revision() -> str:
     return head
 
 
+@lru_cache(maxsize=1)
+def known_revisions() -> frozenset[str]:
+    from alembic.script import ScriptDirectory
+
+    return frozenset(r.revision for r in ScriptDirectory.from_config(_alembic_config()).walk_revisions())
+
+
 def _revision_of(engine: Engine) -> str | None:
     from alembic.runtime.migration import MigrationContext
 
@@ -225,19 +318,74 @@ def _revision_of(engine: Engine) -> str | None:
         return context.get_current_revision()
 
 
+def _leftovers(connection: Connection) -> list[str]:
+    """Registry tables and views in a database that records no revision: what an upgrade
+    stopped part-way left behind (MariaDB commits each CREATE TABLE on its own)."""
+    from sqlalchemy import inspect
+
+    from registry.schema import Base
+
+    inspector = inspect(connection)
+    present = set(inspector.get_table_names()) | set(inspector.get_view_names())
+    ours = [*Base.metadata.tables, *REGISTRY_VIEWS]
+    return [name for name in ours if name in present]
+
+
+def _half_applied(url: URL | str, leftovers: list[str]) -> SchemaOutOfDate:
+    return SchemaOutOfDate(
+        f"registry {mask_url(url)} holds {len(leftovers)} registry tables or views "
+        f"({', '.join(leftovers[:4])}{', ...' if len(leftovers) > 4 else ''}) but no schema "
+        "revision: an earlier `afi db upgrade` stopped part-way; run `afi db upgrade --repair` "
+        "to drop them and create the schema again"
+    )
+
+
+def _newer(url: URL | str, current: str) -> SchemaOutOfDate:
+    return SchemaOutOfDate(
+        f"registry {mask_url(url)} is at revision {current}, newer than this AFI knows "
+        f"(head {head_revision()}): upgrade AFI (pip install -U afi) to use it"
+    )
+
+
 def check_schema(engine: Engine) -> None:
     """Raise SchemaOutOfDate unless the database is at the revision this code was written for."""
     current, head = _revision_of(engine), head_revision()
-    if current != head:
-        state = "empty" if current is None else f"at revision {current}"
-        raise SchemaOutOfDate(
-            f"registry {mask_url(engine.url)} is {state} but this AFI needs revision {head}: "
-            "run `afi db upgrade`"
-        )
+    if current == head:
+        return
+    if current is not None and current not in known_revisions():
+        raise _newer(engine.url, current)
+    if current is None:
+        with translate_errors(engine.url), engine.connect() as connection:
+            leftovers = _leftovers(connection)
+        if leftovers:
+            raise _half_applied(engine.url, leftovers)
+    state = "empty" if current is None else f"at revision {current}"
+    raise SchemaOutOfDate(
+        f"registry {mask_url(engine.url)} is {state} but this AFI needs revision {head}: "
+        "run `afi db upgrade`"
+    )
+
+
+def schema_status(url: str) -> tuple[str | None, str, str]:
+    """(revision, head, what to do) without creating anything: a missing SQLite file is empty."""
+    head = head_revision()
+    if _missing_sqlite_file(url):
+        return None, head, "empty: run `afi db upgrade` (or any command) to create it"
+    engine = make_engine(url)
+    try:
+        check_schema(engine)
+    except SchemaOutOfDate as exc:
+        return _revision_of(engine), head, str(exc).rpartition(": ")[2]
+    finally:
+        engine.dispose()
+    return head, head, "up to date"
 
 
 def current_revision(url: str) -> tuple[str | None, str]:
-    """(revision the database is at, None when empty; the head revision of this code)."""
+    """(revision the database is at, None when empty; the head revision of this code).
+    Creates nothing: a SQLite file that does not exist is an empty registry."""
+    if _missing_sqlite_file(url):
+        return None, head_revision()
     engine = make_engine(url)
     try:
         return _revision_of(engine), head_revision()
@@ -245,11 +393,20 @@ def current_revision(url: str) -> tuple[str | None, str]:
         engine.dispose()
 
 
-def upgrade(url: str, revision: str = "head") -> None:
-    """Create or upgrade the schema to `revision`; safe to run again."""
+def _missing_sqlite_file(url: str) -> bool:
+    parsed = _parse_url(url)
+    database = parsed.database
+    if parsed.get_backend_name() != "sqlite" or database in (None, "", ":memory:"):
+        return False
+    return not Path(database).exists()
+
+
+def upgrade(url: str, revision: str = "head", repair: bool = False) -> None:
+    """Create or upgrade the schema to `revision`; safe to run again, and from several processes
+    at once. `repair`: first drop the empty registry tables an interrupted upgrade left."""
     from alembic import command
 
-    _migrate(url, command.upgrade, revision)
+    _migrate(url, command.upgrade, revision, repair)
 
 
 def downgrade(url: str, revision: str = "base") -> None:
@@ -259,14 +416,109 @@ def downgrade(url: str, revision: str = "base") -> None:
     _migrate(url, command.downgrade, revision)
 
 
-def _migrate(url: str, action: Callable[[Config, str], None], revision: str) -> None:
+def _check_target(revision: str) -> None:
+    from alembic.script import ScriptDirectory
     from alembic.util.exc import CommandError
 
+    try:
+        ScriptDirectory.from_config(_alembic_config()).get_revisions(revision)
+    except CommandError:
+        known = ", ".join(sorted(known_revisions()))
+        raise RegistryError(
+            f"unknown revision {revision!r}: use head, base, or one of {known} (see `afi db current`)"
+        ) from None
+
+
+def _migrate(
+    url: str, action: Callable[[Config, str], None], revision: str, repair: bool = False
+) -> None:
+    from alembic.util.exc import CommandError
+
+    _check_target(revision)
+    _make_sqlite_folder(url)
     engine = make_engine(url)
     try:
-        with translate_errors(engine.url), engine.begin() as connection:
+        with translate_errors(engine.url), engine.begin() as connection, _migration_lock(connection):
+            _prepare(connection, engine.url, repair)
             action(_alembic_config(connection), revision)
     except CommandError as exc:
         raise RegistryError(f"migration to {revision!r} failed: {exc}: see `afi db current`") from None
     finally:
         engine.dispose()
+
+
+def _prepare(connection: Connection, url: URL, repair: bool) -> None:
+    """Under the migration lock: refuse a schema newer than this code, and a half-applied one
+    unless `repair`, which drops its leftovers when they hold no rows."""
+    from alembic.runtime.migration import MigrationContext
+
+    current = MigrationContext.configure(
+        connection, opts={"version_table": VERSION_TABLE}
+    ).get_current_revision()
+    if current is not None:
+        if current not in known_revisions():
+            raise _newer(url, current)
+        return
+    leftovers = _leftovers(connection)
+    if not leftovers:
+        return
+    if not repair:
+        raise _half_applied(url, leftovers)
+    from sqlalchemy import inspect
+
+    from registry.schema import Base
+
+    views = set(inspect(connection).get_view_names())
+    tables = [t for t in reversed(Base.metadata.sorted_tables) if t.name in leftovers]
+    filled = [t.name for t in tables if connection.exec_driver_sql(f"SELECT COUNT(*) FROM {t.name}").scalar()]
+    if filled:
+        raise SchemaOutOfDate(
+            f"registry {mask_url(url)}: {', '.join(filled)} hold rows, so --repair leaves them: "
+            "back them up, drop the registry tables by hand, then run `afi db upgrade`"
+        )
+    for name in REGISTRY_VIEWS:
+        if name in views:
+            connection.exec_driver_sql(f"DROP VIEW {name}")
+    for table in tables:
+        table.drop(connection)
+
+
+@contextmanager
+def _migration_lock(connection: Connection) -> Iterator[None]:
+    """One migration at a time per database. MariaDB/MySQL: a named lock (GET_LOCK), since DDL
+    commits on its own there. SQLite: the migration's transaction began IMMEDIATE (see
+    SQLITE_BEGIN), which already holds the file's write lock until it commits."""
+    if connection.dialect.name == "sqlite":
+        yield
+        return
+    name = f"afi_migrate_{connection.engine.url.database}"[:64]
+    got = connection.exec_driver_sql(
+        f"SELECT GET_LOCK(%s, {MIGRATION_LOCK_TIMEOUT_S})", (name,)
+    ).scalar()
+    if got != 1:
+        raise RegistryError(
+            f"another process has been migrating {mask_url(connection.engine.url)} for "
+            f"{MIGRATION_LOCK_TIMEOUT_S} s: wait for it to finish, then run `afi db upgrade` again"
+        )
+    try:
+        yield
+    finally:
+        with suppress(SQLAlchemyError):
+            connection.exec_driver_sql("SELECT RELEASE_LOCK(%s)", (name,))
+
+
+def _make_sqlite_folder(url: str) -> None:
+    """Creating an SQLite registry: its folder first, with a one-line error if it cannot be."""
+    parsed = _parse_url(url)
+    if parsed.get_backend_name() != "sqlite" or parsed.database in (None, "", ":memory:"):
+        return
+    folder = Path(parsed.database).expanduser().parent
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except (FileExistsError, NotADirectoryError):
+        raise DatabaseUnavailable(
+            f"cannot create the registry folder {folder}: a file is in the way (check AFI_HOME "
+            "or the sqlite:/// path)"
+        ) from None
+    except OSError as exc:
+        raise DatabaseUnavailable(f"cannot create the registry folder {folder}: {exc.strerror}") from None

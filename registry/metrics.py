@@ -116,8 +116,10 @@ class MetricLogger:
 
     A batch is written when `flush_every` points are buffered or `flush_seconds` have passed.
     If the database stays unreachable through every retry, `log` keeps the points buffered
-    (training goes on) and tries again at the next trigger; `flush`/`close` raise
-    DatabaseUnavailable instead, still keeping them. Not thread-safe: one logger per thread.
+    (training goes on) and, while the outage lasts, tries once per `flush_seconds` without
+    pausing the caller; `flush`/`close` raise DatabaseUnavailable instead, still keeping them,
+    `close` only after `outage_s` more seconds of retries. Upserts make a retried batch that had
+    half-landed harmless. Not thread-safe: one logger per thread.
     """
 
     def __init__(
@@ -129,6 +131,7 @@ class MetricLogger:
         max_attempts: int = 6,
         first_backoff_s: float = 0.1,
         max_backoff_s: float = 5.0,
+        outage_s: float = 0.0,
     ) -> None:
         self.engine = engine
         self.run_id = run_id
@@ -137,6 +140,7 @@ class MetricLogger:
         self.max_attempts = max_attempts
         self.first_backoff_s = first_backoff_s
         self.max_backoff_s = max_backoff_s
+        self.outage_s = outage_s
         self.last_error: DatabaseUnavailable | None = None
         self._buffer: dict[tuple[str, int], float] = {}  # (key, step) -> value; last one wins
         self._next_flush = time.monotonic() + flush_seconds
@@ -149,35 +153,51 @@ class MetricLogger:
         self._buffer[(key, int(step))] = value
         # Inlined due-check: this runs once per point, on the training loop's hot path.
         if len(self._buffer) >= self.flush_every or time.monotonic() >= self._next_flush:
-            self._flush_keeping_failures()
+            self.try_flush()
 
     def log_many(self, step: int, values: Mapping[str, float]) -> None:
         for key, value in values.items():
             self._buffer[(key, int(step))] = value
         if len(self._buffer) >= self.flush_every or time.monotonic() >= self._next_flush:
-            self._flush_keeping_failures()
+            self.try_flush()
 
-    def _flush_keeping_failures(self) -> None:
+    def try_flush(self) -> None:
+        """Flush if the database answers; else keep the points and remember why (`last_error`).
+        During an outage this makes one attempt: the caller (a training step) is not held up."""
+        points = self._points()
+        if not points:
+            return
         try:
-            self.flush()
+            self._write_with_retries(points, 1 if self.last_error else self.max_attempts)
         except DatabaseUnavailable as exc:
             self.last_error = exc
             self._next_flush = time.monotonic() + self.flush_seconds  # then try again
+            return
+        self._written()
 
-    def flush(self) -> int:
+    def flush(self, patience_s: float = 0.0) -> int:
         """Write every buffered point; returns how many. Raises DatabaseUnavailable after the
-        last retry (the points stay buffered)."""
-        points = [(key, step, value) for (key, step), value in self._buffer.items()]
+        last retry, and not before `patience_s` seconds of them (the points stay buffered)."""
+        points = self._points()
         if not points:
             return 0
-        self._write_with_retries(points)
+        self._write_with_retries(points, self.max_attempts, patience_s)
+        self._written()
+        return len(points)
+
+    def _points(self) -> list[MetricPoint]:
+        return [(key, step, value) for (key, step), value in self._buffer.items()]
+
+    def _written(self) -> None:
         self._buffer.clear()
         self._next_flush = time.monotonic() + self.flush_seconds
         self.last_error = None
-        return len(points)
 
-    def _write_with_retries(self, points: list[MetricPoint]) -> None:
-        for attempt in range(1, self.max_attempts + 1):
+    def _write_with_retries(self, points: list[MetricPoint], attempts: int, patience_s: float = 0.0) -> None:
+        started = time.monotonic()
+        attempt = 0
+        while True:
+            attempt += 1
             try:
                 with self.engine.begin() as connection:
                     write_points(connection, self.run_id, points)
@@ -185,10 +205,11 @@ class MetricLogger:
             except DBAPIError as exc:
                 if not is_transient(exc):
                     raise database_error(exc, self.engine.url) from exc
-                if attempt == self.max_attempts:
+                waited = time.monotonic() - started
+                if attempt >= attempts and waited >= patience_s:
                     raise DatabaseUnavailable(
                         f"could not write {len(points)} metric points to "
-                        f"{mask_url(self.engine.url)} after {attempt} attempts "
+                        f"{mask_url(self.engine.url)} after {attempt} attempts in {waited:.0f} s "
                         f"({' '.join(str(exc.orig).split())}): they stay buffered; "
                         "check the database and call flush() again"
                     ) from exc
@@ -197,7 +218,7 @@ class MetricLogger:
                 time.sleep(delay * random.uniform(0.5, 1.5))
 
     def close(self) -> None:
-        self.flush()
+        self.flush(self.outage_s)
 
     def __enter__(self) -> MetricLogger:
         return self
@@ -209,4 +230,3 @@ class MetricLogger:
         traceback: TracebackType | None,
     ) -> None:
         self.close()
-

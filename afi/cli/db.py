@@ -12,14 +12,18 @@ from registry import db as registry_db
 
 app = new_app("Registry schema: upgrade, downgrade, current revision.")
 
+
 @app.command()
 @command
 def upgrade(
-    revision: Annotated[str, typer.Argument(help="Target revision.")] = "head",
+    revision: Annotated[str, typer.Argument(help="Target revision: head, or a revision id.")] = "head",
+    repair: Annotated[bool, typer.Option(
+        "--repair", help="First drop the empty registry tables an interrupted upgrade left behind.",
+    )] = False,
 ) -> None:
-    """Create or upgrade the registry schema (safe to run again)."""
+    """Create or upgrade the registry schema (safe to run again, and from several processes)."""
     url = registry_db.resolve_url(state.db)
-    registry_db.upgrade(url, revision)
+    registry_db.upgrade(url, revision, repair=repair)
     current, head = registry_db.current_revision(url)
     console.print(f"registry {registry_db.mask_url(url)} at revision {current} (head {head})")
 
@@ -44,11 +48,10 @@ def downgrade(
 def current(as_json: JsonOption = False) -> None:
     """Print the registry URL (password masked) and its schema revision."""
     url = registry_db.resolve_url(state.db)
-    revision, head = registry_db.current_revision(url)
+    revision, head, status = registry_db.schema_status(url)
     info = {"url": registry_db.mask_url(url), "revision": revision, "head": head,
-            "up_to_date": revision == head}
+            "up_to_date": revision == head, "status": status}
     if as_json:
         print_json(info)
         return
-    status = "up to date" if revision == head else "run `afi db upgrade`"
     console.print(f"{info['url']}: revision {revision} (head {head}, {status})")

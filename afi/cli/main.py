@@ -51,8 +51,10 @@ def main(
         Optional[str],
         typer.Option(
             "--db",
-            help="Registry URL (sqlite:///path.db or mysql+pymysql://user:pass@host/db). "
-            "Default: $AFI_DB_URL, else $AFI_HOME/registry.db.",
+            help="Registry URL (sqlite:///path.db or mysql+pymysql://user@host/db). "
+            "Default: $AFI_DB_URL, else $AFI_HOME/registry.db. A password given here shows in `ps` "
+            "to every user of the machine: put it in $AFI_DB_URL, in a file named by "
+            "$AFI_DB_PASSWORD_FILE, or in a MySQL option file (?read_default_file=~/.my.cnf).",
             show_default=False,
         ),
     ] = None,

@@ -99,7 +99,7 @@ def create(
         steps = 1000 if minutes is None else BUDGET_ONLY_STEPS
     stage_list = (
         parse_stages(stages, batch, lr, minutes)
-        if stages
+        if stages is not None  # an empty --stages is a mistake, not "use --res"
         else (StageConfig(*parse_resolution(res), steps=steps, batch=batch, lr=lr, minutes=minutes),)
     )
     variant = default_variant(arch, flow, disc)

@@ -271,7 +271,8 @@ def import_videos(
         )
         try:
             info = probe_video(video)
-            frames = iter_frames(video, options.max_side)
+            decoded: list[int] = []  # indices of the frames read, counted on the way through
+            frames = _tally(iter_frames(video, options.max_side), decoded)
             collect_sequence(
                 frames,
                 label,
@@ -288,6 +289,13 @@ def import_videos(
                 raise
             builder.remove_tree(label)
             failed.append(f"{video.name} ({exc})")
+            continue
+        if info.frame_count and len(decoded) < info.frame_count - 1:  # 1: rounding of a duration
+            # A file cut short decodes cleanly up to where it ends: say so, with the count.
+            collection.warnings.append(
+                f"{video.name}: decoded {len(decoded)} of the {info.frame_count} frames its header "
+                "promises; the file looks truncated (imported what was there)"
+            )
     if failed:
         if len(failed) == len(videos):
             raise UsageError(
@@ -297,6 +305,12 @@ def import_videos(
             f"skipped {len(failed)} video(s) that could not be decoded; first: {failed[0]}"
         )
     return collection
+
+
+def _tally(frames: Iterator[DecodedFrame], seen: list[int]) -> Iterator[DecodedFrame]:
+    for frame in frames:
+        seen.append(frame.index)
+        yield frame
 
 
 # --- image folders ------------------------------------------------------------------------------

@@ -61,7 +61,9 @@ def probe_video(path: Path) -> VideoInfo:
             width=stream.codec_context.width,
             height=stream.codec_context.height,
             fps=float(rate),
-            frame_count=stream.frames or None,
+            # Matroska and WebM headers give no frame count, but a duration (microseconds).
+            frame_count=stream.frames
+            or (round(container.duration / 1e6 * float(rate)) if container.duration else None),
             has_audio=bool(container.streams.audio),
         )
 

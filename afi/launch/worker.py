@@ -24,7 +24,7 @@ from afi.errors import UsageError
 from afi.launch.budget import UsageMeter
 from afi.launch.pricing import LOCAL_ACCELERATOR
 from registry import runs as registry_runs
-from registry.db import in_transaction, make_engine, mask_url, session_scope
+from registry.db import in_transaction, is_connection_lost, make_engine, mask_url, session_scope
 from registry.errors import InvalidTransition, RegistryError
 from registry.records import RunRecord
 
@@ -126,12 +126,19 @@ class Worker:
         self._warm_up()
         try:
             while not self._stop.is_set():
-                self.sweep_stale()
-                self._supervise()
-                if self.options.mode != "once" or not claimed_any:
-                    claimed_any |= self._fill()
-                if self._finished(claimed_any):
-                    break
+                try:
+                    self.sweep_stale()
+                    self._supervise()
+                    if self.options.mode != "once" or not claimed_any:
+                        claimed_any |= self._fill()
+                    if self._finished(claimed_any):
+                        break
+                except RegistryError as exc:
+                    if not is_connection_lost(exc.__cause__):
+                        raise
+                    # A registry restart: the children ride it out on their own; this loop
+                    # looks again next poll (each step of it is safe to repeat).
+                    log.warning("registry unreachable, trying again in %gs: %s", self.options.poll_s, exc)
                 self._stop.wait(self.options.poll_s)
         finally:
             self._hand_back()

@@ -11,7 +11,8 @@ import torch
 from afi.train.loop import Callback, ImageSample, StepReport, StopFlag
 from registry import metrics as registry_metrics
 from registry import runs as registry_runs
-from registry.db import in_transaction
+from registry.db import in_transaction, is_connection_lost, outage_backoff_s
+from registry.errors import DatabaseUnavailable, RegistryError
 
 # Often enough that `afi worker` finds a dead run within a minute or two, rarely enough that it
 # costs nothing: one short UPDATE.
@@ -22,20 +23,27 @@ class RegistryCallback(Callback):
     """Metrics to the registry (buffered, idempotent by step), heartbeats, and the run's step.
 
     A heartbeat that finds the run no longer `running` (cancelled, or marked stale by a worker
-    that thought this process dead) asks the loop to stop.
+    that thought this process dead) asks the loop to stop. Through a database outage training
+    goes on: heartbeats are retried with backoff without holding up a step, metrics stay
+    buffered, and only a checkpoint (which must not lose the metrics before it) waits for the
+    database, up to `outage_s`; past that, DatabaseUnavailable ends the attempt.
     """
 
     def __init__(
-        self, engine: Any, run_id: int, stop: StopFlag, train_seconds: float = 0.0
+        self, engine: Any, run_id: int, stop: StopFlag, train_seconds: float = 0.0,
+        outage_s: float = 0.0,
     ) -> None:
         self.engine = engine
         self.run_id = run_id
         self.stop = stop
-        self.logger = registry_metrics.MetricLogger(engine, run_id)
+        self.outage_s = outage_s
+        self.logger = registry_metrics.MetricLogger(engine, run_id, outage_s=outage_s)
         # Training time of earlier attempts, plus this attempt's wall time.
         self.previous_seconds = train_seconds
         self.started = time.monotonic()
-        self.last_beat = self.started
+        self.next_beat = self.started + HEARTBEAT_EVERY_S
+        self.unreachable_since: float | None = None
+        self.failed_beats = 0
         self.total_steps: int | None = None  # a time-budgeted stage's latest plan, once re-planned
 
     @property
@@ -43,13 +51,14 @@ class RegistryCallback(Callback):
         return self.previous_seconds + time.monotonic() - self.started
 
     def on_step(self, step: int) -> None:
-        if time.monotonic() - self.last_beat >= HEARTBEAT_EVERY_S:
+        if time.monotonic() >= self.next_beat:
             self.beat(step)
 
     def on_plan(self, total_steps: int) -> None:
         self.total_steps = total_steps  # recorded with the next heartbeat
 
     def beat(self, step: int) -> None:
+        """One heartbeat attempt; a lost database only postpones the next one (with backoff)."""
         progress: dict[str, Any] = {"train_seconds": self.train_seconds}  # fixed across retries
         if self.total_steps is not None:
             progress["total_steps"] = self.total_steps
@@ -60,8 +69,23 @@ class RegistryCallback(Callback):
                 registry_runs.update_run(session, self.run_id, **progress)
             return status
 
-        status = in_transaction(self.engine, stamp)
-        self.last_beat = time.monotonic()
+        now = time.monotonic()
+        try:
+            status = in_transaction(self.engine, stamp, outage_s=0.0)
+        except RegistryError as exc:
+            if not is_connection_lost(exc.__cause__):
+                raise
+            self.unreachable_since = self.unreachable_since or now
+            self.failed_beats += 1
+            if now - self.unreachable_since > self.outage_s:
+                raise DatabaseUnavailable(
+                    f"the registry has been unreachable for {now - self.unreachable_since:.0f} s "
+                    f"(more than AFI_DB_OUTAGE_S={self.outage_s:g}): {exc}"
+                ) from exc
+            self.next_beat = now + min(HEARTBEAT_EVERY_S, outage_backoff_s(self.failed_beats))
+            return
+        self.unreachable_since, self.failed_beats = None, 0
+        self.next_beat = time.monotonic() + HEARTBEAT_EVERY_S
         if status != "running":
             self.stop.request(f"the run is {status} in the registry")
 
@@ -72,7 +96,9 @@ class RegistryCallback(Callback):
         self.logger.log_many(step, {f"val/{name}": value for name, value in values.items()})
 
     def on_flush(self) -> None:
-        self.logger.flush()
+        # Before a checkpoint: a resume from it replays only later steps, so the metrics of the
+        # steps before it must be written first, waiting out an outage if need be.
+        self.logger.flush(self.outage_s)
 
     def on_end(self, step: int, outcome: str) -> None:
         self.logger.close()

@@ -70,7 +70,13 @@ def save_checkpoint(state: dict[str, Any], path: Path) -> WrittenCheckpoint:
     torch.save(state, buffer)
     data = buffer.getbuffer()
     digest = hashlib.sha256(data).hexdigest()
-    path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except (FileExistsError, NotADirectoryError):
+        raise AfiError(
+            f"cannot write checkpoints to {path.parent}: a file is in the way; move it (or point "
+            "AFI_HOME elsewhere) and resume the run"
+        ) from None
     temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     try:
         with open(temporary, "wb") as handle:
@@ -78,6 +84,13 @@ def save_checkpoint(state: dict[str, Any], path: Path) -> WrittenCheckpoint:
             handle.flush()
             os.fsync(handle.fileno())
         os.replace(temporary, path)
+    except OSError as exc:
+        temporary.unlink(missing_ok=True)
+        # Disk full, file-size or quota limits, read-only disk: the previous checkpoint stands.
+        raise AfiError(
+            f"cannot write checkpoint {path} ({len(data):,} bytes): {exc.strerror or exc}: free space "
+            "there (or point AFI_HOME elsewhere) and resume the run"
+        ) from None
     except BaseException:
         temporary.unlink(missing_ok=True)
         raise

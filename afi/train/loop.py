@@ -23,6 +23,7 @@ from torch.optim.swa_utils import AveragedModel
 
 from afi import __version__
 from afi.config import RunConfig, StageConfig, VariantConfig
+from afi.errors import AfiError
 from afi.losses import AutoencoderLoss, GeneratorLoss, discriminator_loss
 from afi.models import build_discriminator, build_generator
 from afi.train.device import DeviceSetup
@@ -41,6 +42,9 @@ DISCRIMINATOR_BETAS = (0.5, 0.999)
 # Loss terms whose weight follows the adversarial schedule: only as good as the discriminator.
 ADVERSARIAL_TERMS = ("adversarial", "feature_match")
 IMAGES_PER_GRID = 4
+# A loss total (loss/G/total, loss/D/total, ...) that is NaN or infinite this many steps in a row
+# ends the run as failed: the weights are lost by then, and more steps only burn time.
+NONFINITE_STEPS_LIMIT = 5
 
 Batch = dict[str, Any]  # loader items collated: frame0/frame1/frame2 (B, 3, H, W), t (B,), key
 FRAMES = ("frame0", "frame1", "frame2")
@@ -498,11 +502,19 @@ def train_stage(
     parts.generator_step.train()
     # Validations and checkpoints on the way cost time too: the pace spreads each over its interval.
     pause_every = min(config.ckpt_every, config.val_every) if validate else config.ckpt_every
+    diverged = 0  # steps in a row with a non-finite loss total
     while progress.step < progress.end:
         started = time.perf_counter()
         result = runner.run(progress.step, progress.end)
         progress.step += 1
         step, last = progress.step, progress.step == progress.end
+        # NaN weights reach every rank through the gradient all-reduce, so all ranks stop together.
+        diverged = diverged + 1 if _nonfinite_loss(result.stats) else 0
+        if diverged >= NONFINITE_STEPS_LIMIT:
+            raise AfiError(
+                f"the loss is not finite ({_nonfinite_loss(result.stats)}) for {diverged} steps in a "
+                f"row, at step {step}: lower the learning rate (--lr) or check the data"
+            )
         window.add(result)
         if main:
             callbacks.on_step(step)
@@ -549,6 +561,14 @@ def train_stage(
                     callbacks.on_plan(replanned)
     callbacks.on_end(progress.step, "completed")
     return "completed"
+
+
+def _nonfinite_loss(stats: dict[str, Any]) -> str | None:
+    """'loss/G/total=nan' for the first loss total that is NaN or infinite, else None."""
+    for key, value in stats.items():
+        if key.endswith("/total") and not math.isfinite(float(value)):
+            return f"{key}={float(value)}"
+    return None
 
 
 def _image_sample(step: int, result: StepResult) -> ImageSample:

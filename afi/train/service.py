@@ -48,12 +48,15 @@ from registry import checkpoints as registry_checkpoints
 from registry import datasets as registry_datasets
 from registry import runs as registry_runs
 from registry.clock import utcnow
-from registry.db import in_transaction, session_scope
-from registry.errors import InvalidTransition
+from registry.db import in_transaction, outage_tolerant, session_scope
+from registry.errors import DatabaseUnavailable, InvalidTransition
 from registry.records import RunRecord
 
 # A running run whose worker is on another host counts as dead after this long without a heartbeat.
 STALE_AFTER_S = 120.0
+# How long training rides out a lost registry (a MariaDB restart, a failover) before it gives up;
+# AFI_DB_OUTAGE_S overrides it.
+OUTAGE_S = 600.0
 SINGLE_PROCESS = ProcessGroup()
 
 
@@ -76,6 +79,9 @@ def start_run(
     run is trained as it is.
     """
     key = run.id if isinstance(run, RunRecord) else run
+    # Every registry write of training is idempotent (heartbeats, upserts, guarded transitions,
+    # checkpoint rows by step), so each may simply run again after a lost connection.
+    engine = outage_tolerant(engine, outage_s())
     group = init_process_group()
     try:
         record = group.broadcast(
@@ -96,6 +102,18 @@ def start_run(
             leave_process_group()
 
 
+def outage_s() -> float:
+    """AFI_DB_OUTAGE_S, else OUTAGE_S: seconds of registry outage training waits out."""
+    raw = os.environ.get("AFI_DB_OUTAGE_S")
+    try:
+        value = OUTAGE_S if raw is None else float(raw)
+    except ValueError:
+        value = -1.0
+    if not 0 <= value < float("inf"):
+        raise UsageError(f"AFI_DB_OUTAGE_S={raw!r} is not a number of seconds: set it to e.g. 600")
+    return value
+
+
 def _take_over(engine: Any, run: str | int, resume: bool, claimed_by: str | None) -> RunRecord:
     """Move the run to `running`, owned by this process; a completed run is returned as is."""
     return in_transaction(engine, lambda session: _take_over_in(session, run, resume, claimed_by))
@@ -106,6 +124,8 @@ def _take_over_in(session: Any, run: str | int, resume: bool, claimed_by: str | 
     status, name = record.status, record.name
     if status == "running" and claimed_by is not None and record.worker_id == claimed_by:
         return record
+    if status == "running" and record.worker_id == worker_id():
+        return record  # this process took it over already: a retry after a lost commit
     if status == "completed":
         if not resume or record.stage + 1 >= record.stage_count:
             raise UsageError(
@@ -250,7 +270,9 @@ def train_stage_run(
     store = CheckpointStore(engine, record, config.keep_last)
     stop = StopFlag()
     registry = (
-        RegistryCallback(engine, record.id, stop, record.train_seconds) if group.is_main else None
+        RegistryCallback(engine, record.id, stop, record.train_seconds, outage_s=outage_s())
+        if group.is_main
+        else None
     )
     try:
         stage = _prepare_stage(engine, record, plan, store, callbacks)
@@ -271,6 +293,14 @@ def train_stage_run(
                 Callbacks(stage_callbacks),
                 stop,
             )
+    except DatabaseUnavailable as exc:
+        # The registry stayed away past AFI_DB_OUTAGE_S: no state can be written. The run stays
+        # `running` with a heartbeat that goes stale, which `afi worker` requeues; its metrics
+        # and checkpoints up to the last one written are intact.
+        raise AfiError(
+            f"run {record.name!r} stopped: {exc}; it resumes from its last checkpoint with "
+            f"`afi run start {record.name} --resume` once the database is back"
+        ) from exc
     except BaseException as exc:
         if registry is not None:
             detail = str(exc).splitlines()[0] if str(exc) else ""

@@ -41,6 +41,8 @@ from afi.video.resume import WorkFolder, job_key
 ProgressFn = Callable[[str, int, "int | None"], None]
 # Ten seconds of 24 fps output: what an interrupted job may have to redo.
 DEFAULT_SEGMENT_FRAMES = 240
+MAX_FACTOR = 64  # 24 fps x 64 is already past any display
+MAX_FPS = 1000
 
 
 @dataclass(frozen=True)
@@ -61,9 +63,10 @@ class InterpolateRequest:
     def validate(self) -> InterpolateRequest:
         if self.factor is not None and self.fps is not None:
             raise UsageError("pass --factor or --fps, not both")
-        for what, value in (("--factor", self.factor), ("--fps", self.fps)):
-            if value is not None and not value > 0:
-                raise UsageError(f"{what} must be positive, got {value}")
+        # Bounds a video can use: past them the output only grows (--fps 1e9 wrote GBs a minute).
+        for what, value, most in (("--factor", self.factor, MAX_FACTOR), ("--fps", self.fps, MAX_FPS)):
+            if value is not None and not 0 < value <= most:
+                raise UsageError(f"{what} must be in (0, {most}], got {value:g}")
         if self.batch < 1:
             raise UsageError(f"--batch must be at least 1, got {self.batch}")
         if self.segment_frames < 1:
