@@ -53,7 +53,7 @@ def main() -> None:
     for row in rows:
         name = f"{row.arch} (baseline)" if row.is_baseline else row.run
         print(f"{name:<44}{row.psnr:>9.2f}{row.psnr - baselines['blend']:>+10.2f}{row.psnr - baselines['flow']:>+9.2f}")
-    print(f"every model beats blend: {result.beats_blend()}")
+    print(result.summary())
     engine.dispose()
     if args.keep is None:
         shutil.rmtree(home, ignore_errors=True)
