@@ -97,3 +97,15 @@ def test_report_leaderboard_in_headless_chromium(engine: Engine, finished_experi
     kept = os.environ.get("AFI_KEEP_REPORT_SCREENSHOT")
     if kept:
         shutil.copyfile(shot, kept)
+
+
+def test_run_compare_shows_the_baselines_of_the_same_split(engine: Engine, finished_experiment: str,
+                                                           tmp_path: Path) -> None:
+    compared = afi(engine, "run", "compare", "pair-unet", "pair-isnet", "--plot", str(tmp_path / "c.png"), "--json")
+    assert compared.exit_code == 0, compared.output
+    board = json.loads(compared.stdout)["leaderboard"]
+    assert board["split"] == "test" and board["label"].startswith("split test: full frames")
+    assert sorted(r["kind"] for r in board["rows"]) == ["baseline"] * 4 + ["interp"] * 2
+    assert {r["split"] for r in board["rows"]} == {"test"}
+    text = afi(engine, "run", "compare", "pair-unet", "pair-isnet", "--plot", str(tmp_path / "c.png")).stdout
+    assert "scores beside the baselines, split test" in text
