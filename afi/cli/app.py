@@ -12,9 +12,11 @@ import os
 import sys
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
-from typing import Annotated, Any, TypeVar
+from typing import Annotated, Any, Literal, TypeVar
 
+import click
 import typer
+from typer.core import TyperArgument
 from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
@@ -37,6 +39,9 @@ err_console = Console(stderr=True, width=_console_width())
 F = TypeVar("F", bound=Callable[..., Any])
 
 JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")]
+# Choices Typer checks and lists in --help (afi.leaderboard.METRICS; tests keep them in step).
+Metric = Literal["psnr", "ssim", "ms_ssim", "lineart", "lpips"]
+MetricOption = Annotated[Metric, typer.Option(help="The metric ranked (lineart, lpips: lower is better).")]
 
 
 @dataclass
@@ -70,6 +75,7 @@ def new_app(help_text: str) -> typer.Typer:
         help=help_text,
         no_args_is_help=True,
         pretty_exceptions_enable=False,
+        rich_markup_mode=None,
         add_completion=False,
         context_settings={"help_option_names": ["-h", "--help"]},
     )
@@ -158,3 +164,30 @@ def parse_tags(items: Sequence[str]) -> dict[str, str]:
             raise UsageError(f"bad tag {item!r}: use --tag key=value")
         tags[key.strip()] = value.strip()
     return tags
+
+
+# Typer labels values by Python type (`<str>`, `<list[str]>`); help reads better with the
+# conventional names, arguments by their own name (SPEC) and choices listed.
+METAVARS = {"str": "TEXT", "int": "INTEGER", "float": "FLOAT", "bool": "BOOLEAN"}
+
+
+def _metavar(param: Any) -> str:
+    described = param.type_descriptor
+    if isinstance(param, TyperArgument):
+        return (param.name or "value").upper()
+    if described.is_choice:
+        return "[" + "|".join(str(getattr(c, "value", c)) for c in described.choices) + "]"
+    if described.is_path:
+        return "PATH"
+    bare = param.bare_type().removeprefix("list[").removesuffix("]")
+    return METAVARS.get(bare, bare.upper())
+
+
+def conventional_metavars(command: click.Command) -> click.Command:
+    """Give every parameter of `command` and its subcommands a conventional metavar, in place."""
+    for param in command.params:
+        if param.metavar is None and not getattr(param, "is_flag", False) and not getattr(param, "count", False):
+            param.metavar = _metavar(param)
+    for sub in getattr(command, "commands", {}).values():
+        conventional_metavars(sub)
+    return command

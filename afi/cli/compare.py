@@ -53,8 +53,10 @@ def compare(
                                        "beside its baselines.")] = DEFAULT_SPLIT,
     as_json: JsonOption = False,
 ) -> None:
-    """Compare runs: configs side by side (differences highlighted), metrics, a PNG of curves,
-    and their scores beside the baselines of one split."""
+    """Compare runs: configs, metrics, curves, and scores beside the baselines of one split.
+
+    Configs side by side (differences highlighted), metrics, a PNG of validation curves, and
+    the runs' scores ranked beside the baselines of the same split."""
     comparison = compare_runs(state.engine(), runs, split)
     target = plot or afi_home() / "reports" / f"compare-{'-'.join(str(r.id) for r in comparison.runs)}.png"
     target.parent.mkdir(parents=True, exist_ok=True)

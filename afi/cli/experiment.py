@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated, Literal, Optional
 
 import typer
 from rich.markup import escape
 
 from afi.cli.app import (
     JsonOption,
+    MetricOption,
     command,
     console,
     err_console,
@@ -33,7 +34,7 @@ app = new_app("Experiments: launch a spec as queued runs, follow its progress an
 @command
 def launch(
     spec: Annotated[Path, typer.Argument(help="Experiment spec, e.g. experiments/ablation-arch.toml.")],
-    backend: Annotated[str, typer.Option(help="local (for `afi worker`) or sky (managed jobs).")] = "local",
+    backend: Annotated[Literal["local", "sky"], typer.Option(help="local (for `afi worker`) or sky (managed jobs).")] = "local",
     gpu: Annotated[
         Optional[str], typer.Option(help="Accelerator NAME:COUNT, e.g. A10G:1 (priced for the budget).")
     ] = None,
@@ -124,7 +125,7 @@ def _print_plan(plan: experiment_service.LaunchPlan, db_url: str, as_json: bool)
 @command
 def show(
     name: Annotated[str, typer.Argument(help="Experiment name or id.")],
-    metric: Annotated[str, typer.Option(help="Rank by psnr, ssim, ms_ssim, lineart or lpips.")] = "psnr",
+    metric: MetricOption = "psnr",
     split: Annotated[str, typer.Option(metavar="SPLIT", help="The split ranked, beside its baselines.")] = "test",
     as_json: JsonOption = False,
 ) -> None:

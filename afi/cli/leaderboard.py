@@ -9,7 +9,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from afi.cli.app import JsonOption, command, console, print_json, print_table, state
+from afi.cli.app import JsonOption, MetricOption, command, console, print_json, print_table, state
 from afi.errors import UsageError
 from afi.leaderboard import COLUMNS, DEFAULT_SPLIT, TRAINING_SPLIT, group, rank, rows_as_dicts, split_label
 from registry.leaderboard import LeaderboardQuery
@@ -39,7 +39,7 @@ def leaderboard(
     all_splits: Annotated[bool, typer.Option(
         "--all-splits", help="Rank every split together (labelled: scores of different splits "
         "and protocols do not compare).")] = False,
-    metric: Annotated[str, typer.Option(help="Rank by psnr, ssim, ms_ssim, lineart or lpips.")] = "psnr",
+    metric: MetricOption = "psnr",
     arch: Annotated[Optional[str], typer.Option(help="Only this architecture.")] = None,
     res: Annotated[Optional[str], typer.Option(help="Only this resolution (256, 512x256).")] = None,
     experiment: Annotated[Optional[str], typer.Option(help="Only runs of this experiment.")] = None,

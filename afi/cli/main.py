@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated, Optional
 
+import click
 import typer
 
 from afi import __version__
@@ -12,7 +13,7 @@ from afi.cli import budget, experiment, tune, worker
 from afi.cli import tensorboard
 from afi.cli import eval as eval_cli, interpolate
 from afi.cli import compare, quickstart, report, weights
-from afi.cli.app import new_app, state
+from afi.cli.app import conventional_metavars, new_app, state
 
 app = new_app(
     "AFI: frame interpolation research for 2D animation. Data -> runs -> leaderboard -> video, "
@@ -64,5 +65,10 @@ def main(
     state.reset(db_url, debug)
 
 
+def cli() -> click.Command:
+    """The click command `afi` runs: the Typer app, with conventional metavars."""
+    return conventional_metavars(typer.main.get_command(app))
+
+
 def run() -> None:
-    app()
+    cli()(prog_name="afi")

@@ -24,7 +24,7 @@ from afi.config import DataConfig, RunConfig, StageConfig, default_variant, pars
 from afi.errors import UsageError
 from afi.launch import runs as run_service
 
-app = new_app("Runs: create, start, list, show, cancel.")
+app = new_app("Runs: create, start, list, show, cancel, compare.")
 
 
 def parse_stages(text: str, batch: int, lr: float) -> tuple[StageConfig, ...]:
