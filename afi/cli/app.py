@@ -86,6 +86,16 @@ def fail(message: str, code: int = 1) -> typer.Exit:
     return typer.Exit(code)
 
 
+def closed_pipe() -> typer.Exit:
+    """The reader went away (`afi leaderboard --csv | head -3`): stop quietly, with click's exit
+    code for it (1). Python would still flush stdout at exit and print the same error, so
+    stdout is pointed at /dev/null."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+    os.close(devnull)
+    return typer.Exit(1)
+
+
 def command(fn: F) -> F:
     """The one error boundary: domain errors become one line and an exit code, nothing more."""
 
@@ -95,6 +105,8 @@ def command(fn: F) -> F:
             return fn(*args, **kwargs)
         except (typer.Exit, typer.Abort):
             raise
+        except BrokenPipeError:
+            raise closed_pipe() from None
         except AfiError as exc:
             if state.debug:
                 raise

@@ -13,7 +13,7 @@ from afi.cli import budget, experiment, tune, worker
 from afi.cli import tensorboard
 from afi.cli import eval as eval_cli, interpolate
 from afi.cli import compare, quickstart, report, weights
-from afi.cli.app import conventional_metavars, new_app, state
+from afi.cli.app import closed_pipe, conventional_metavars, new_app, state
 
 app = new_app(
     "AFI: frame interpolation research for 2D animation. Data -> runs -> leaderboard -> video, "
@@ -71,4 +71,7 @@ def cli() -> click.Command:
 
 
 def run() -> None:
-    cli()(prog_name="afi")
+    try:
+        cli()(prog_name="afi")
+    except BrokenPipeError:  # outside a command: `afi --help | head -1`
+        raise SystemExit(closed_pipe().exit_code) from None
