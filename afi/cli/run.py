@@ -23,6 +23,8 @@ from afi.cli.app import (
 from afi.config import DataConfig, RunConfig, StageConfig, default_variant, parse_resolution
 from afi.errors import UsageError
 from afi.launch import runs as run_service
+from registry import datasets as registry_datasets
+from registry.db import session_scope
 
 app = new_app("Runs: create, start, list, show, cancel, compare.")
 
@@ -43,6 +45,19 @@ def parse_stages(text: str, batch: int, lr: float) -> tuple[StageConfig, ...]:
     return tuple(stages)
 
 
+def only_dataset(engine: object) -> str:
+    """--dataset left out: the registry's one dataset (said on stderr); none or several is an error."""
+    with session_scope(engine) as session:
+        names = sorted(d.name for d in registry_datasets.list_datasets(session))
+    if not names:
+        raise UsageError("no dataset registered: add one (`afi dataset add` or `afi dataset synth`), "
+                         "then pass --dataset NAME")
+    if len(names) > 1:
+        raise UsageError(f"{len(names)} datasets registered ({', '.join(names)}): pick one with --dataset NAME")
+    err_console.print(f"using dataset {names[0]}, the only one registered", highlight=False)
+    return names[0]
+
+
 @app.command()
 @command
 def create(
@@ -50,7 +65,8 @@ def create(
     res: Annotated[str, typer.Option(help="Training resolution: 256 or WIDTHxHEIGHT.")] = "128",
     flow: Annotated[str, typer.Option(help="Flow guidance: none, ifnet (learned, RIFE-style) or dis (OpenCV DIS flow as a fixed prior; trains fast on CPUs).")] = "none",
     disc: Annotated[str, typer.Option(help="Discriminator: none, patchgan, sn-resnet-sa.")] = "none",
-    dataset: Annotated[Optional[str], typer.Option(help="Registered dataset to train on.")] = None,
+    dataset: Annotated[Optional[str], typer.Option(
+        help="Registered dataset to train on (default: the only one registered).")] = None,
     steps: Annotated[int, typer.Option(help="Optimiser steps (per stage).")] = 1000,
     batch: Annotated[int, typer.Option(help="Batch size.")] = 8,
     lr: Annotated[float, typer.Option(help="Learning rate.")] = 2e-4,
@@ -76,6 +92,7 @@ def create(
         if stages
         else (StageConfig(*parse_resolution(res), steps=steps, batch=batch, lr=lr),)
     )
+    dataset = dataset or only_dataset(state.engine())
     variant = default_variant(arch, flow, disc)
     if (width, depth) != (variant.width, variant.depth):
         variant = replace(variant, width=width, depth=depth)
