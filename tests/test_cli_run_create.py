@@ -13,6 +13,7 @@ from typer.testing import CliRunner
 from afi.cli.main import app
 from registry import runs as registry_runs
 from registry.db import session_scope
+from registry_factories import make_run
 
 runner = CliRunner()
 
@@ -35,3 +36,13 @@ def test_run_create_picks_the_only_dataset_or_says_which_to_name(engine: Engine,
     several = afi(engine, "run", "create", "--arch", "isnet", "--res", "64")
     assert several.exit_code == 2
     assert "2 datasets registered (ink, toons): pick one with --dataset NAME" in several.output
+
+
+def test_run_cancel_refuses_a_running_run_as_its_help_says(engine: Engine) -> None:
+    running = make_run(engine, status="running")
+    refused = afi(engine, "run", "cancel", running.name)
+    assert refused.exit_code == 1 and "is running" in refused.output and "SIGTERM" in refused.output
+    with session_scope(engine) as s:
+        assert registry_runs.get_run(s, running.id).status == "running"
+    queued = make_run(engine, status="queued")
+    assert afi(engine, "run", "cancel", queued.name).exit_code == 0

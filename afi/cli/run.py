@@ -92,15 +92,17 @@ def create(
         if stages
         else (StageConfig(*parse_resolution(res), steps=steps, batch=batch, lr=lr),)
     )
-    dataset = dataset or only_dataset(state.engine())
     variant = default_variant(arch, flow, disc)
     if (width, depth) != (variant.width, variant.depth):
         variant = replace(variant, width=width, depth=depth)
     config = RunConfig(
         variant=variant, data=DataConfig(dataset=dataset), stages=stage_list, seed=seed
     ).validate()
+    tags = parse_tags(tag)
+    if dataset is None:  # settings checked first: their errors are the ones to fix first
+        config = replace(config, data=replace(config.data, dataset=only_dataset(state.engine())))
     request = run_service.RunRequest(
-        config=config, name=name, experiment=experiment, tags=parse_tags(tag), queue=queue
+        config=config, name=name, experiment=experiment, tags=tags, queue=queue
     )
     record = run_service.create_run(state.engine(), request)
     if start:
