@@ -3,6 +3,8 @@ checked, every link and subcommand there."""
 
 from __future__ import annotations
 
+import os
+import warnings
 from pathlib import Path
 from typing import get_args
 
@@ -57,3 +59,18 @@ def test_choices_are_listed_and_checked() -> None:
     assert "[nearest|blend|dis|flow]" in help_of("interpolate")
     bad = runner.invoke(cli(), ["leaderboard", "--metric", "psnrr"], prog_name="afi")
     assert bad.exit_code == 2 and "psnrr" in bad.output
+
+
+def test_third_party_warnings_only_with_debug(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.delenv("PYTHONWARNINGS", raising=False)
+    url = f"sqlite:///{tmp_path / 'r.db'}"
+    with warnings.catch_warnings():
+        warnings.simplefilter("always")
+        assert runner.invoke(cli(), ["--db", url, "--debug", "leaderboard"]).exit_code == 0
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.warn("a library's warning", UserWarning)
+        assert len(caught) == 1 and "PYTHONWARNINGS" not in os.environ
+        assert runner.invoke(cli(), ["--db", url, "leaderboard"]).exit_code == 0
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.warn("a library's warning", UserWarning)
+        assert caught == [] and os.environ["PYTHONWARNINGS"] == "ignore"  # children inherit it

@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import functools
 import json
+import logging
 import os
 import sys
+import warnings
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Annotated, Any, Literal, TypeVar
@@ -84,6 +86,14 @@ def new_app(help_text: str) -> typer.Typer:
 def fail(message: str, code: int = 1) -> typer.Exit:
     err_console.print(f"[bold red]error:[/bold red] {escape(message)}", highlight=False, soft_wrap=True)
     return typer.Exit(code)
+
+
+def quiet_third_parties() -> None:
+    """Libraries' warnings and chatter (torch's, Optuna's) tell a user nothing they can act on:
+    shown with --debug only, here and in the processes this one starts (workers, trainers)."""
+    warnings.simplefilter("ignore")
+    os.environ["PYTHONWARNINGS"] = "ignore"
+    logging.getLogger("optuna").setLevel(logging.WARNING)
 
 
 def closed_pipe() -> typer.Exit:

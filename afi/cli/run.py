@@ -134,9 +134,11 @@ def start_run(
 def train_run(run: str, resume: bool, as_json: bool) -> None:
     """Train, then print the last stage's run; exit 1 unless it completed."""
     from afi.cli.progress import ProgressBar
+    from afi.train.callbacks import ProgressLog
     from afi.train.service import start_run as train  # torch loads here, for this command only
 
-    progress = ProgressBar(console, err_console)
+    # The bar on a terminal; in a log or a pipe, where it draws nothing, lines at a steady pace.
+    progress = ProgressBar(console, err_console) if console.is_terminal else ProgressLog(f"run {run}")
     record = train(state.engine(), run, resume=resume, callbacks=[progress])
     if as_json:
         print_json(record.to_dict())

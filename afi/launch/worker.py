@@ -337,12 +337,14 @@ def train_in_child(db_url: str, run_id: int, worker_id: str, lifeline: Any, thre
     _exit_with_worker(lifeline)
     import torch
 
+    from afi.train.callbacks import ProgressLog
     from afi.train.service import start_run
 
     torch.set_num_threads(threads)
     engine = make_engine(db_url)
     try:
-        start_run(engine, run_id, resume=True, claimed_by=worker_id)
+        # Lines, not a bar: workers run under nohup, systemd and the quickstart, into logs.
+        start_run(engine, run_id, resume=True, claimed_by=worker_id, callbacks=[ProgressLog(f"run {run_id}")])
     except BaseException as exc:
         _record_failure(engine, run_id, worker_id, exc)
         raise
