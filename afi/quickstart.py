@@ -125,10 +125,23 @@ class QuickstartResult:
     def best_model(self) -> LeaderboardRow:
         return next(row for row in self.leaderboard if not row.is_baseline)
 
-    def beats_blend(self) -> bool:
-        blend = [row.psnr for row in self.leaderboard if row.is_baseline and row.arch == "blend"]
-        models = [row.psnr for row in self.leaderboard if not row.is_baseline and row.psnr is not None]
-        return bool(blend and models) and min(models) > blend[0]
+    def summary(self) -> str:
+        return versus_strongest_baseline(self.leaderboard)
+
+
+def versus_strongest_baseline(rows: list[LeaderboardRow]) -> str:
+    """The closing line: each model's PSNR against the strongest baseline on the same split (the
+    bar a learned model has to clear; blend is the weakest that moves anything)."""
+    baselines = [r for r in rows if r.is_baseline and r.psnr is not None]
+    models = [r for r in rows if not r.is_baseline and r.psnr is not None]
+    if not baselines or not models:
+        return "no model and baseline scored on the same split: nothing to compare"
+    best = max(baselines, key=lambda r: r.psnr or 0.0)
+    ahead = sum((m.psnr or 0.0) > (best.psnr or 0.0) for m in models)
+    verdict = "every model beats" if ahead == len(models) else f"{ahead} of {len(models)} models beat"
+    margins = ", ".join(f"{m.run} {(m.psnr or 0.0) - (best.psnr or 0.0):+.2f} dB" for m in models)
+    return (f"{verdict} the strongest baseline, {best.arch} at {best.psnr:.2f} dB PSNR "
+            f"({best.dataset}, {best.split} split): {margins}")
 
 
 def base_config(options: QuickstartOptions, run_seconds: float) -> RunConfig:

@@ -82,7 +82,7 @@ def main() -> None:
         steps = "" if row.is_baseline else str(result.steps[row.run])
         print(f"{name:<44}{steps:>7}{row.psnr:>9.2f}{row.psnr - baselines['blend']:>+10.2f}"
               f"{row.psnr - baselines['flow']:>+9.2f}")
-    print(f"every model beats blend: {result.beats_blend()}")
+    print(result.summary())
     engine.dispose()
     if args.keep is None:
         shutil.rmtree(home, ignore_errors=True)

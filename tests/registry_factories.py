@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from sqlalchemy import Engine
 
+from registry.datasets import NewDataset, add_dataset
 from registry.db import session_scope
 from registry.records import RunRecord
 from registry.runs import NewRun, create_run, transition
@@ -28,6 +29,14 @@ def variant_id(engine: Engine, arch: str = "isnet", name: str | None = None, kin
             NewVariant(name=name or f"{arch}-v", kind=kind, arch=arch, config={"arch": arch}),
         )
     return variant.id
+
+
+def make_dataset_row(engine: Engine, name: str = "rows") -> int:
+    """A registered dataset of no frames: enough for runs to name it."""
+    meta = NewDataset(name=name, format="png", root=f"/data/{name}", width=64, height=64,
+                      shot_count=0, frame_count=0, triplet_count=0, split_counts={})
+    with session_scope(engine) as s:
+        return add_dataset(s, meta, [], []).id
 
 
 def make_run(engine: Engine, status: str = "created", arch: str = "isnet", **fields: object) -> RunRecord:

@@ -8,6 +8,8 @@ import pytest
 from typer.testing import CliRunner
 
 from afi.cli.main import app
+from registry.db import make_engine
+from registry_factories import make_dataset_row
 
 runner = CliRunner()
 
@@ -33,7 +35,11 @@ def assert_one_line_error(result, code: int, *fragments: str) -> None:
 
 @pytest.fixture
 def url(db_url: str, afi_home) -> str:
-    # The first command on an empty database creates the schema: no `afi db upgrade` needed.
+    """A registry whose only dataset is `rows`, so `afi run create` may leave out --dataset."""
+    assert afi(db_url, "db", "upgrade").exit_code == 0
+    engine = make_engine(db_url)
+    make_dataset_row(engine)
+    engine.dispose()
     return db_url
 
 

@@ -75,7 +75,13 @@ def test_add_video_with_options_and_json(afi, tmp_path: Path) -> None:
     assert result.exit_code == 0, result.output
     record = json.loads(result.stdout)
     assert (record["width"], record["height"]) == (64, 48) and record["shot_count"] == 2
-    assert record["warnings"] == [] and record["params"]["cuts"]["detector"] == "adaptive"
+    assert record["params"]["cuts"]["detector"] == "adaptive"
+    # Two shots cannot fill three splits: the import says which split is missing, and what for.
+    missing = [s for s in ("val", "test") if not (record["split_counts"] or {}).get(s)]
+    assert missing and [w.split(" triplets")[0] for w in record["warnings"]] == [
+        f"dataset clip has no {s}" for s in missing
+    ]
+    assert all("add footage, or raise --" in w for w in record["warnings"])
 
 
 @pytest.mark.parametrize(

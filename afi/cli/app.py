@@ -8,13 +8,17 @@ from __future__ import annotations
 
 import functools
 import json
+import logging
 import os
 import sys
+import warnings
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
-from typing import Annotated, Any, TypeVar
+from typing import Annotated, Any, Literal, TypeVar
 
+import click
 import typer
+from typer.core import TyperArgument
 from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
@@ -37,6 +41,9 @@ err_console = Console(stderr=True, width=_console_width())
 F = TypeVar("F", bound=Callable[..., Any])
 
 JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")]
+# Choices Typer checks and lists in --help (afi.leaderboard.METRICS; tests keep them in step).
+Metric = Literal["psnr", "ssim", "ms_ssim", "lineart", "lpips"]
+MetricOption = Annotated[Metric, typer.Option(help="The metric ranked (lineart, lpips: lower is better).")]
 
 
 @dataclass
@@ -70,6 +77,7 @@ def new_app(help_text: str) -> typer.Typer:
         help=help_text,
         no_args_is_help=True,
         pretty_exceptions_enable=False,
+        rich_markup_mode=None,
         add_completion=False,
         context_settings={"help_option_names": ["-h", "--help"]},
     )
@@ -78,6 +86,24 @@ def new_app(help_text: str) -> typer.Typer:
 def fail(message: str, code: int = 1) -> typer.Exit:
     err_console.print(f"[bold red]error:[/bold red] {escape(message)}", highlight=False, soft_wrap=True)
     return typer.Exit(code)
+
+
+def quiet_third_parties() -> None:
+    """Libraries' warnings and chatter (torch's, Optuna's) tell a user nothing they can act on:
+    shown with --debug only, here and in the processes this one starts (workers, trainers)."""
+    warnings.simplefilter("ignore")
+    os.environ["PYTHONWARNINGS"] = "ignore"
+    logging.getLogger("optuna").setLevel(logging.WARNING)
+
+
+def closed_pipe() -> typer.Exit:
+    """The reader went away (`afi leaderboard --csv | head -3`): stop quietly, with click's exit
+    code for it (1). Python would still flush stdout at exit and print the same error, so
+    stdout is pointed at /dev/null."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+    os.close(devnull)
+    return typer.Exit(1)
 
 
 def command(fn: F) -> F:
@@ -89,6 +115,8 @@ def command(fn: F) -> F:
             return fn(*args, **kwargs)
         except (typer.Exit, typer.Abort):
             raise
+        except BrokenPipeError:
+            raise closed_pipe() from None
         except AfiError as exc:
             if state.debug:
                 raise
@@ -158,3 +186,30 @@ def parse_tags(items: Sequence[str]) -> dict[str, str]:
             raise UsageError(f"bad tag {item!r}: use --tag key=value")
         tags[key.strip()] = value.strip()
     return tags
+
+
+# Typer labels values by Python type (`<str>`, `<list[str]>`); help reads better with the
+# conventional names, arguments by their own name (SPEC) and choices listed.
+METAVARS = {"str": "TEXT", "int": "INTEGER", "float": "FLOAT", "bool": "BOOLEAN"}
+
+
+def _metavar(param: Any) -> str:
+    described = param.type_descriptor
+    if isinstance(param, TyperArgument):
+        return (param.name or "value").upper()
+    if described.is_choice:
+        return "[" + "|".join(str(getattr(c, "value", c)) for c in described.choices) + "]"
+    if described.is_path:
+        return "PATH"
+    bare = param.bare_type().removeprefix("list[").removesuffix("]")
+    return METAVARS.get(bare, bare.upper())
+
+
+def conventional_metavars(command: click.Command) -> click.Command:
+    """Give every parameter of `command` and its subcommands a conventional metavar, in place."""
+    for param in command.params:
+        if param.metavar is None and not getattr(param, "is_flag", False) and not getattr(param, "count", False):
+            param.metavar = _metavar(param)
+    for sub in getattr(command, "commands", {}).values():
+        conventional_metavars(sub)
+    return command

@@ -9,7 +9,8 @@ import typer
 from rich.table import Table
 from rich.text import Text
 
-from afi.cli.app import JsonOption, command, console, format_cell, print_json, state
+from afi.cli.app import JsonOption, command, console, format_cell, print_json, print_table, state
+from afi.leaderboard import COLUMNS, DEFAULT_SPLIT, rows_as_dicts
 from afi.paths import afi_home
 from afi.report.compare import Comparison, compare_runs, comparison_png
 
@@ -48,10 +49,15 @@ def compare(
         Optional[Path], typer.Option(help="Where to write the validation-curve PNG.")
     ] = None,
     diff_only: Annotated[bool, typer.Option("--diff-only", help="Only settings that differ.")] = False,
+    split: Annotated[str, typer.Option(metavar="SPLIT", help="The split whose scores are ranked, "
+                                       "beside its baselines.")] = DEFAULT_SPLIT,
     as_json: JsonOption = False,
 ) -> None:
-    """Compare runs: configs side by side (differences highlighted), metrics and a PNG of curves."""
-    comparison = compare_runs(state.engine(), runs)
+    """Compare runs: configs, metrics, curves, and scores beside the baselines of one split.
+
+    Configs side by side (differences highlighted), metrics, a PNG of validation curves, and
+    the runs' scores ranked beside the baselines of the same split."""
+    comparison = compare_runs(state.engine(), runs, split)
     target = plot or afi_home() / "reports" / f"compare-{'-'.join(str(r.id) for r in comparison.runs)}.png"
     target.parent.mkdir(parents=True, exist_ok=True)
     target.write_bytes(comparison_png(comparison))
@@ -60,4 +66,10 @@ def compare(
         return
     console.print(config_table(comparison, diff_only))
     console.print(metrics_table(comparison))
+    board = comparison.board
+    if any(not row.is_baseline for row in board.rows):
+        print_table(COLUMNS, ([row.get(c) for c in COLUMNS] for row in rows_as_dicts(board.rows)),
+                    title=f"scores beside the baselines, {board.label}")
+    else:
+        console.print(f"no run here scored on split {split} yet: `afi eval RUN --baselines` scores it")
     console.print(f"validation curves: {target}")

@@ -70,12 +70,27 @@ def _human_bytes(count: int) -> str:
     raise AssertionError("unreachable")
 
 
+def missing_splits(record: Any) -> list[str]:
+    """What a dataset without a val or test split cannot do, said at import."""
+    counts, shots = record.split_counts or {}, record.shot_count
+    why = {
+        "val": "runs on it train without validation, so no checkpoint is picked as best",
+        "test": "`afi eval` and an experiment's closing evaluation have nothing to score",
+    }
+    return [
+        f"dataset {record.name} has no {split} triplets ({shots} shot(s): too few to hold one out "
+        f"at --{split}'s share): {why[split]}; add footage, or raise --{split}"
+        for split in ("val", "test") if not counts.get(split)
+    ]
+
+
 def _report(result: Any, as_json: bool) -> None:
-    for warning in result.warnings:
+    warnings = [*result.warnings, *missing_splits(result.record)]
+    for warning in warnings:
         err_console.print(f"[yellow]warning:[/yellow] {warning}", highlight=False, soft_wrap=True)
     record = result.record
     if as_json:
-        print_json({**record.to_dict(), "warnings": list(result.warnings)})
+        print_json({**record.to_dict(), "warnings": warnings})
         return
     stats = record.filter_stats or {}
     console.print(

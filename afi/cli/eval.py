@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated, Literal, Optional
 
 import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
@@ -17,7 +17,7 @@ METRIC_COLUMNS = ("psnr", "ssim", "lineart", "lpips", "ms_ssim")
 def evaluate(
     run: Annotated[str, typer.Argument(help="Run id or name.", show_default=False)],
     dataset: Annotated[str, typer.Option(help="Registered dataset to score on.", show_default=False)],
-    split: Annotated[str, typer.Option(help="Split of the dataset: train, val or test.")] = "test",
+    split: Annotated[Literal["train", "val", "test"], typer.Option(help="Split of the dataset.")] = "test",
     checkpoint: Annotated[Optional[Path], typer.Option(help="Score this checkpoint file instead of the best.")] = None,
     save_predictions: Annotated[
         Optional[Path],

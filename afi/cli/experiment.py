@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated, Literal, Optional
 
 import typer
 from rich.markup import escape
 
 from afi.cli.app import (
     JsonOption,
+    MetricOption,
     command,
     console,
     err_console,
@@ -33,7 +34,7 @@ app = new_app("Experiments: launch a spec as queued runs, follow its progress an
 @command
 def launch(
     spec: Annotated[Path, typer.Argument(help="Experiment spec, e.g. experiments/ablation-arch.toml.")],
-    backend: Annotated[str, typer.Option(help="local (for `afi worker`) or sky (managed jobs).")] = "local",
+    backend: Annotated[Literal["local", "sky"], typer.Option(help="local (for `afi worker`) or sky (managed jobs).")] = "local",
     gpu: Annotated[
         Optional[str], typer.Option(help="Accelerator NAME:COUNT, e.g. A10G:1 (priced for the budget).")
     ] = None,
@@ -124,11 +125,13 @@ def _print_plan(plan: experiment_service.LaunchPlan, db_url: str, as_json: bool)
 @command
 def show(
     name: Annotated[str, typer.Argument(help="Experiment name or id.")],
-    metric: Annotated[str, typer.Option(help="Rank by psnr, ssim, ms_ssim, lineart or lpips.")] = "psnr",
+    metric: MetricOption = "psnr",
+    split: Annotated[str, typer.Option(metavar="SPLIT", help="The split ranked, beside its baselines.")] = "test",
     as_json: JsonOption = False,
 ) -> None:
-    """Progress of an experiment's runs, its leaderboard, and its grid keys' effects."""
-    details = experiment_service.show_experiment(state.engine(), name, metric)
+    """Progress of an experiment's runs, its leaderboard beside the baselines of the same split,
+    and its grid keys' effects."""
+    details = experiment_service.show_experiment(state.engine(), name, metric, split)
     if as_json:
         print_json(details)
         return
@@ -159,16 +162,18 @@ def show(
             ["key", "value", "runs", "evaluated", f"mean {metric}", f"best {metric}"],
             ([g["key"], g["value"], g["runs"], g["evaluated"], g[f"mean_{metric}"], g[f"best_{metric}"]]
              for g in details["groups"]),
-            title=f"by grid key ({metric})",
+            title=f"by grid key ({metric}, split {details['groups_split']})",
         )
-    if details["leaderboard"]:
+    for board in details["leaderboards"]:
+        if not any(row["kind"] != "baseline" for row in board["rows"]):
+            console.print(f"no run evaluated on split {board['split']} yet (an experiment's runs and the "
+                          "baselines are scored on test when its last run completes; or `afi eval RUN --baselines`)")
+            continue
         print_table(
             LEADERBOARD_COLUMNS,
-            ([row.get(c) for c in LEADERBOARD_COLUMNS] for row in details["leaderboard"]),
-            title=f"leaderboard by {metric}",
+            ([row.get(c) for c in LEADERBOARD_COLUMNS] for row in board["rows"]),
+            title=f"leaderboard by {metric}, {board['label']}",
         )
-    else:
-        console.print("no evaluated runs yet")
 
 
 @app.command("list")

@@ -9,28 +9,37 @@ from typing import Annotated, Optional
 
 import typer
 
-from afi.cli.app import JsonOption, command, console, print_json, print_table, state
-from afi.leaderboard import COLUMNS, group, rank, rows_as_dicts
+from afi.cli.app import JsonOption, MetricOption, command, console, print_json, print_table, state
+from afi.errors import UsageError
+from afi.leaderboard import COLUMNS, DEFAULT_SPLIT, TRAINING_SPLIT, group, rank, rows_as_dicts, split_label
 from registry.leaderboard import LeaderboardQuery
 from registry.records import LeaderboardRow
 
 
-def print_leaderboard(rows: list[LeaderboardRow], metric: str) -> None:
+def print_leaderboard(rows: list[LeaderboardRow], metric: str, split: str | None = DEFAULT_SPLIT) -> None:
+    """`split`: the one split asked for, named in the title; None when rows may mix splits."""
     if not rows:
-        console.print("no evaluated runs yet: train a run, or `afi eval RUN --dataset NAME`")
+        where = "any split" if split is None else f"split {split}"
+        console.print(f"no evaluations on {where} yet: `afi eval RUN --dataset NAME --baselines` "
+                      f"scores a run and the baselines (training validation is --split {TRAINING_SPLIT})")
         return
     print_table(
         COLUMNS,
         ([row.get(c) for c in COLUMNS] for row in rows_as_dicts(rows)),
-        title=f"leaderboard by best {metric}",
+        title=f"leaderboard by best {metric}, {split_label([split] if split else [r.split for r in rows])}",
     )
 
 
 @command
 def leaderboard(
     dataset: Annotated[Optional[str], typer.Option(help="Only evaluations on this dataset.")] = None,
-    split: Annotated[Optional[str], typer.Option(help="Only this split (val, test).")] = None,
-    metric: Annotated[str, typer.Option(help="Rank by psnr, ssim, ms_ssim, lineart or lpips.")] = "psnr",
+    split: Annotated[str, typer.Option(
+        metavar="SPLIT", help=f"The split ranked: test, val (both scored by afi eval on full frames), or "
+        f"{TRAINING_SPLIT} (validation during training, on centre crops).")] = DEFAULT_SPLIT,
+    all_splits: Annotated[bool, typer.Option(
+        "--all-splits", help="Rank every split together (labelled: scores of different splits "
+        "and protocols do not compare).")] = False,
+    metric: MetricOption = "psnr",
     arch: Annotated[Optional[str], typer.Option(help="Only this architecture.")] = None,
     res: Annotated[Optional[str], typer.Option(help="Only this resolution (256, 512x256).")] = None,
     experiment: Annotated[Optional[str], typer.Option(help="Only runs of this experiment.")] = None,
@@ -43,9 +52,13 @@ def leaderboard(
     as_json: JsonOption = False,
     as_csv: Annotated[bool, typer.Option("--csv", help="Print CSV.")] = False,
 ) -> None:
-    """Rank runs by their BEST value of a metric over all evaluations (not the last one)."""
+    """Rank runs and baselines of one split by their BEST value of a metric over all evaluations
+    (not the last one)."""
+    chosen = None if all_splits else split
+    if all_splits and split != DEFAULT_SPLIT:
+        raise UsageError("give --split or --all-splits, not both")
     query = LeaderboardQuery(
-        dataset=dataset, split=split, metric=metric, arch=arch, resolution=res,
+        dataset=dataset, split=chosen, metric=metric, arch=arch, resolution=res,
         experiment=experiment, best_per_variant=not all_runs and group_by is None,
         include_baselines=baselines, limit=limit,
     )
@@ -59,7 +72,8 @@ def leaderboard(
         print_table(
             [*fields, "runs", f"best {metric}", f"mean {metric}", "best run"],
             ([*g.group.values(), g.runs, g.best, g.mean, g.best_run] for g in groups),
-            title=f"leaderboard grouped by {group_by}",
+            title=f"leaderboard grouped by {group_by}, "
+            f"{split_label([chosen] if chosen else [r.split for r in rows])}",
         )
         return
     if as_json:
@@ -72,4 +86,4 @@ def leaderboard(
             writer.writeheader()
             writer.writerows(dicts)
         return
-    print_leaderboard(rows, metric)
+    print_leaderboard(rows, metric, chosen)

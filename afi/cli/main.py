@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated, Optional
 
+import click
 import typer
 
 from afi import __version__
@@ -12,7 +13,7 @@ from afi.cli import budget, experiment, tune, worker
 from afi.cli import tensorboard
 from afi.cli import eval as eval_cli, interpolate
 from afi.cli import compare, quickstart, report, weights
-from afi.cli.app import new_app, state
+from afi.cli.app import closed_pipe, conventional_metavars, new_app, quiet_third_parties, state
 
 app = new_app(
     "AFI: frame interpolation research for 2D animation. Data -> runs -> leaderboard -> video, "
@@ -58,13 +59,24 @@ def main(
             show_default=False,
         ),
     ] = None,
-    debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks on errors.")] = False,
+    debug: Annotated[bool, typer.Option(
+        "--debug", help="Show tracebacks on errors, and third-party warnings (torch, Optuna).")] = False,
     version: Annotated[
         bool, typer.Option("--version", callback=_version, is_eager=True, help="Print the version.")
     ] = False,
 ) -> None:
     state.reset(db_url, debug)
+    if not debug:
+        quiet_third_parties()
+
+
+def cli() -> click.Command:
+    """The click command `afi` runs: the Typer app, with conventional metavars."""
+    return conventional_metavars(typer.main.get_command(app))
 
 
 def run() -> None:
-    app()
+    try:
+        cli()(prog_name="afi")
+    except BrokenPipeError:  # outside a command: `afi --help | head -1`
+        raise SystemExit(closed_pipe().exit_code) from None

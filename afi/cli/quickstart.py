@@ -32,8 +32,7 @@ def quickstart(
         report=lambda line: console.print(line, highlight=False), started=started,
     )
     print_leaderboard(result.leaderboard, "psnr")
-    verdict = "every model beats" if result.beats_blend() else "NOT every model beats"
-    console.print(f"{verdict} the blend baseline on PSNR ({result.dataset}, test split)")
+    console.print(result.summary(), highlight=False)
     phases = ", ".join(f"{name} {seconds:.0f} s" for name, seconds in result.phases.items())
     console.print(f"done in {result.elapsed_s / 60:.1f} of {minutes:g} min ({phases}; training was planned at "
                   f"{result.plan.seconds:.0f} s). Where everything is:")

@@ -30,8 +30,10 @@ from afi.config import (
 )
 from afi.errors import UsageError
 from afi.launch import runs as run_service
+from registry import datasets as registry_datasets
+from registry.db import session_scope
 
-app = new_app("Runs: create, start, list, show, cancel.")
+app = new_app("Runs: create, start, list, show, cancel, compare.")
 
 
 def parse_stages(
@@ -54,6 +56,19 @@ def parse_stages(
     return tuple(stages)
 
 
+def only_dataset(engine: object) -> str:
+    """--dataset left out: the registry's one dataset (said on stderr); none or several is an error."""
+    with session_scope(engine) as session:
+        names = sorted(d.name for d in registry_datasets.list_datasets(session))
+    if not names:
+        raise UsageError("no dataset registered: add one (`afi dataset add` or `afi dataset synth`), "
+                         "then pass --dataset NAME")
+    if len(names) > 1:
+        raise UsageError(f"{len(names)} datasets registered ({', '.join(names)}): pick one with --dataset NAME")
+    err_console.print(f"using dataset {names[0]}, the only one registered", highlight=False)
+    return names[0]
+
+
 @app.command()
 @command
 def create(
@@ -61,7 +76,8 @@ def create(
     res: Annotated[str, typer.Option(help="Training resolution: 256 or WIDTHxHEIGHT.")] = "128",
     flow: Annotated[str, typer.Option(help="Flow guidance: none, ifnet (learned, RIFE-style), dis (OpenCV DIS flow as a fixed prior; trains fast on CPUs) or dis+refine (RIFE-style blocks that correct DIS's flows and occlusion mask; starts at the DIS baseline).")] = "none",
     disc: Annotated[str, typer.Option(help="Discriminator: none, patchgan, sn-resnet-sa.")] = "none",
-    dataset: Annotated[Optional[str], typer.Option(help="Registered dataset to train on.")] = None,
+    dataset: Annotated[Optional[str], typer.Option(
+        help="Registered dataset to train on (default: the only one registered).")] = None,
     steps: Annotated[
         Optional[int],
         typer.Option(
@@ -108,8 +124,11 @@ def create(
     config = RunConfig(
         variant=variant, data=DataConfig(dataset=dataset), stages=stage_list, seed=seed
     ).validate()
+    tags = parse_tags(tag)
+    if dataset is None:  # settings checked first: their errors are the ones to fix first
+        config = replace(config, data=replace(config.data, dataset=only_dataset(state.engine())))
     request = run_service.RunRequest(
-        config=config, name=name, experiment=experiment, tags=parse_tags(tag), queue=queue
+        config=config, name=name, experiment=experiment, tags=tags, queue=queue
     )
     record = run_service.create_run(state.engine(), request)
     if start:
@@ -141,9 +160,11 @@ def start_run(
 def train_run(run: str, resume: bool, as_json: bool) -> None:
     """Train, then print the last stage's run; exit 1 unless it completed."""
     from afi.cli.progress import ProgressBar
+    from afi.train.callbacks import ProgressLog
     from afi.train.service import start_run as train  # torch loads here, for this command only
 
-    progress = ProgressBar(console, err_console)
+    # The bar on a terminal; in a log or a pipe, where it draws nothing, lines at a steady pace.
+    progress = ProgressBar(console, err_console) if console.is_terminal else ProgressLog(f"run {run}")
     record = train(state.engine(), run, resume=resume, callbacks=[progress])
     if as_json:
         print_json(record.to_dict())

@@ -21,14 +21,15 @@ from afi.launch.budget import BudgetReport, budget_report, check_budget, estimat
 from afi.launch.pricing import PriceQuote, PriceTable
 from afi.launch.runs import git_commit
 from afi.launch.spec import ExperimentSpec, PlannedRun
+from afi.leaderboard import DEFAULT_SPLIT, experiment_boards, rows_as_dicts
 from afi.variants import variant_row
 from registry import datasets as registry_datasets
+from registry import evaluations as registry_evaluations
 from registry import experiments as registry_experiments
 from registry import runs as registry_runs
 from registry import variants as registry_variants
 from registry.db import session_scope
 from registry.errors import NotFound
-from registry.leaderboard import LeaderboardQuery, leaderboard
 from registry.records import ExperimentRecord, LeaderboardRow, RunRecord
 
 if TYPE_CHECKING:
@@ -264,27 +265,58 @@ def list_experiments(engine: Any) -> list[ExperimentRecord]:
         return registry_experiments.list_experiments(session)
 
 
-def show_experiment(engine: Any, name: str, metric: str = "psnr") -> dict[str, Any]:
-    """An experiment's progress, its runs, leaderboard, and the leaderboard grouped by each grid
-    key (e.g. mean and best PSNR of every `arch`, every `disc`)."""
+def show_experiment(
+    engine: Any, name: str, metric: str = "psnr", split: str = DEFAULT_SPLIT
+) -> dict[str, Any]:
+    """An experiment's progress, its runs, its leaderboard on `split` beside the baselines of that
+    split (then its training validation, on its own), and the runs grouped by each grid key
+    (e.g. mean and best PSNR of every `arch`, every `disc`) on the first split that has scores."""
     with session_scope(engine) as session:
         experiment = registry_experiments.get_experiment(session, name)
         runs = registry_runs.list_runs(session, experiment=experiment.name)
-        rows = leaderboard(
-            session,
-            LeaderboardQuery(
-                experiment=experiment.name, metric=metric, best_per_variant=False,
-                include_baselines=False,
-            ),
-        )
+        boards = experiment_boards(session, experiment.name, split, metric)
     grid_keys = list(((experiment.spec or {}).get("grid") or {}).keys())
+    scored = next((b for b in boards if any(not r.is_baseline for r in b.rows)), boards[0])
     return {
         "experiment": experiment.to_dict(),
         "progress": progress(runs),
         "runs": [_run_progress(run) for run in reversed(runs)],
-        "leaderboard": [{"rank": i, **row.to_dict()} for i, row in enumerate(rows, start=1)],
-        "groups": group_rows(rows, runs, grid_keys, metric),
+        "leaderboards": [
+            {"split": b.split, "label": b.label, "rows": rows_as_dicts(b.rows)} for b in boards
+        ],
+        "groups_split": scored.split,
+        "groups": group_rows([r for r in scored.rows if not r.is_baseline], runs, grid_keys, metric),
     }
+
+
+UNFINISHED = ("created", "queued", "running", "preempted")
+
+
+def evaluate_finished_experiment(engine: Any, name: str, split: str = DEFAULT_SPLIT) -> list[Any]:
+    """An experiment's closing evaluation, once none of its runs is left to train: every completed
+    interpolator not yet scored on `split`, and the baselines (once per dataset), by `afi eval`'s
+    protocol, so its leaderboard ranks like with like. Datasets without `split` are skipped."""
+    from afi.evaluate import evaluate_run  # torch: only once an experiment ends
+
+    with session_scope(engine) as session:
+        runs = registry_runs.list_runs(session, experiment=name)
+        if not runs or any(run.status in UNFINISHED for run in runs):
+            return []
+        pending = [
+            run for run in runs
+            if run.status == "completed" and run.kind == "interp" and run.dataset
+            and not any(e.split == split for e in registry_evaluations.list_evaluations(session, run.id))
+        ]
+        has_split = {
+            run.dataset: bool((registry_datasets.get_dataset(session, run.dataset).split_counts or {}).get(split))
+            for run in pending
+        }
+    reports, scored = [], set()
+    for run in pending:
+        if has_split[run.dataset]:
+            reports.append(evaluate_run(engine, run.id, run.dataset, split, baselines=run.dataset not in scored))
+            scored.add(run.dataset)
+    return reports
 
 
 def progress(runs: list[RunRecord]) -> dict[str, Any]:

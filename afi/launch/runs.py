@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from afi.config import LOWER_IS_BETTER, RunConfig
+from afi.errors import AfiError
 from afi.variants import variant_row
 from registry import checkpoints as registry_checkpoints
 from registry import evaluations as registry_evaluations
@@ -84,9 +85,16 @@ def get_run(engine: Any, run: str) -> RunRecord:
 
 
 def cancel_run(engine: Any, run: str) -> RunRecord:
+    """Cancel a created or queued run. A running one is refused: cancelled mid-step it would keep
+    no best checkpoint and could never resume; stopped with a signal it checkpoints first."""
     with session_scope(engine) as session:
         record = registry_runs.get_run(session, run)
-        return registry_runs.transition(session, record.id, "cancelled")
+        if record.status == "running":
+            raise AfiError(
+                f"run {record.name!r} is running (worker {record.worker_id}, step {record.step}): "
+                "stop its process with Ctrl-C or SIGTERM (it checkpoints and can resume), then cancel it"
+            )
+        return registry_runs.transition(session, record.id, "cancelled", expected={"created", "queued"})
 
 
 def list_runs(

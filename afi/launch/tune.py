@@ -154,6 +154,7 @@ class TrialObjective:
         import optuna
 
         from afi.launch.pruning import PRUNED, PruningCallback  # torch: only once a trial runs
+        from afi.train.callbacks import ProgressLog
         from afi.train.service import start_run
 
         # A run of a dead process (of this study or any) must not stay `running` forever.
@@ -162,7 +163,8 @@ class TrialObjective:
         run = self._new_run(trial.number, values)
         trial.set_user_attr(RUN_ID_ATTR, run.id)
         pruning = PruningCallback(self.engine, run.id, trial, self.settings.metric)
-        run = start_run(self.engine, run.id, callbacks=[pruning])
+        progress = ProgressLog(f"trial {trial.number} (run {run.name})")
+        run = start_run(self.engine, run.id, callbacks=[pruning, progress])
         if run.status == "cancelled" and run.message == PRUNED:
             raise optuna.TrialPruned()
         if run.status != "completed":

@@ -109,6 +109,7 @@ class Worker:
         self.host = socket.gethostname()
         self.engine = make_engine(db_url)
         self.active: dict[int, _Active] = {}
+        self.closing: list[Any] = []  # processes evaluating experiments whose last run ended here
         self.report = WorkerReport(self.worker_id)
         self._stop = threading.Event()
         self._context = child_context()
@@ -153,7 +154,10 @@ class Worker:
         process.join()
 
     def _finished(self, claimed_any: bool) -> bool:
-        if self.active or self.options.mode == "forever":
+        for ended in [p for p in self.closing if not p.is_alive()]:
+            ended.join()
+            self.closing.remove(ended)
+        if self.active or self.closing or self.options.mode == "forever":
             return False
         if self.options.mode == "once":
             return True
@@ -250,11 +254,20 @@ class Worker:
 
         run = in_transaction(self.engine, settle)
         log.info("run %s (%s) ended %s", run.id, run.name, run.status)
+        if run.status == "completed" and run.experiment is not None:
+            # In a child: scoring a test split can outlast the heartbeats of the runs still here.
+            closing = self._context.Process(
+                target=evaluate_in_child, args=(self.db_url, run.experiment), name="afi-closing-eval"
+            )
+            closing.start()
+            self.closing.append(closing)
         return RunOutcome(run.id, run.name, run.status, code)
 
     def _hand_back(self) -> None:
         """Stopping with runs in progress: stop them (they checkpoint on SIGTERM) and queue them
         again, to resume on whichever worker claims them next."""
+        for closing in self.closing:
+            closing.join()
         for run_id, active in list(self.active.items()):
             _stop_process(active.process)
             active.meter.record()
@@ -331,15 +344,32 @@ def train_in_child(db_url: str, run_id: int, worker_id: str, lifeline: Any, thre
     _exit_with_worker(lifeline)
     import torch
 
+    from afi.train.callbacks import ProgressLog
     from afi.train.service import start_run
 
     torch.set_num_threads(threads)
     engine = make_engine(db_url)
     try:
-        start_run(engine, run_id, resume=True, claimed_by=worker_id)
+        # Lines, not a bar: workers run under nohup, systemd and the quickstart, into logs.
+        start_run(engine, run_id, resume=True, claimed_by=worker_id, callbacks=[ProgressLog(f"run {run_id}")])
     except BaseException as exc:
         _record_failure(engine, run_id, worker_id, exc)
         raise
+    finally:
+        engine.dispose()
+
+
+def evaluate_in_child(db_url: str, experiment: str) -> None:
+    """The experiment's closing test evaluation, if its last run just ended (else nothing)."""
+    from afi.launch.experiments import evaluate_finished_experiment
+
+    engine = make_engine(db_url)
+    try:
+        for report in evaluate_finished_experiment(engine, experiment):
+            log.info("experiment %s: %s", experiment, ", ".join(
+                f"{s.run} {s.metrics.get('psnr', float('nan')):.2f} dB" for s in report.scores))
+    except Exception as exc:  # the runs are trained and kept: `afi eval` can score them later
+        log.warning("experiment %s: closing evaluation failed: %s", experiment, exc)
     finally:
         engine.dispose()
 

@@ -1,4 +1,5 @@
-"""`afi run compare`: configs side by side with differences marked, metrics, validation curves."""
+"""`afi run compare`: configs side by side with differences marked, metrics, validation curves, and
+the runs ranked beside the baselines of one split (the same protocol as `afi leaderboard`)."""
 
 from __future__ import annotations
 
@@ -7,7 +8,9 @@ from typing import Any
 
 from afi.errors import UsageError
 from afi.launch.runs import summarise_metrics
+from afi.leaderboard import DEFAULT_SPLIT, Board, rows_as_dicts, with_baselines
 from afi.report.plots import Series, curves_png
+from registry import leaderboard as registry_leaderboard
 from registry import metrics as registry_metrics
 from registry import runs as registry_runs
 from registry.db import session_scope
@@ -34,6 +37,7 @@ class Comparison:
     # {metric key: [last/best summary per run, None where the run never logged it]}
     metrics: dict[str, list[dict[str, Any] | None]]
     curves: dict[str, dict[str, Series]]
+    board: Board  # the runs' scores on one split beside that split's baselines
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -43,6 +47,8 @@ class Comparison:
                 for row in self.rows
             ],
             "metrics": self.metrics,
+            "leaderboard": {"split": self.board.split, "label": self.board.label,
+                            "rows": rows_as_dicts(self.board.rows)},
         }
 
 
@@ -67,12 +73,16 @@ def config_rows(runs: list[RunRecord]) -> tuple[ConfigRow, ...]:
     return tuple(head) + tuple(ConfigRow(key, tuple(f.get(key) for f in flats)) for key in keys)
 
 
-def compare_runs(engine: Any, names: list[str]) -> Comparison:
+def compare_runs(engine: Any, names: list[str], split: str = DEFAULT_SPLIT) -> Comparison:
     if len(names) < 2:
         raise UsageError("compare needs at least two runs: afi run compare A B [C ...]")
     with session_scope(engine) as session:
         runs = [registry_runs.get_run(session, name) for name in names]
         points = {run.id: registry_metrics.get_metrics(session, run.id) for run in runs}
+        ids = {run.id for run in runs}
+        scored = [row for row in registry_leaderboard.leaderboard(session, registry_leaderboard.LeaderboardQuery(
+            split=split, best_per_variant=False)) if row.run_id in ids]
+        board = Board(split, with_baselines(session, scored, [r.dataset for r in runs if r.dataset], split, "psnr"))
     summaries = {run.id: {m["key"]: m for m in summarise_metrics(points[run.id])} for run in runs}
     keys = sorted({key for summary in summaries.values() for key in summary})
     metrics = {key: [summaries[run.id].get(key) for run in runs] for key in keys}
@@ -81,6 +91,7 @@ def compare_runs(engine: Any, names: list[str]) -> Comparison:
         rows=config_rows(runs),
         metrics=metrics,
         curves=validation_curves(runs, points),
+        board=board,
     )
 
 

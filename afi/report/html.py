@@ -1,7 +1,8 @@
 """`afi report EXPERIMENT`: one self-contained HTML page (images inlined), openable offline.
 
-The page holds the experiment's leaderboard (its runs plus the classical baselines scored on the same
-datasets), metric curves as PNG plots, and per run a grid of sample interpolations: the two input
+The page holds the experiment's leaderboard on one split (its runs beside the classical baselines
+scored on the same split of the same datasets, by `afi eval`'s protocol), its training validation
+on a board of its own (centre crops: not comparable), metric curves as PNG plots, and per run a grid of sample interpolations: the two input
 frames, the prediction, the truth and an error map.
 """
 
@@ -20,13 +21,12 @@ from PIL import Image
 
 from afi import __version__
 from afi.errors import NotFoundError
-from afi.leaderboard import COLUMNS, rows_as_dicts
+from afi.leaderboard import COLUMNS, DEFAULT_SPLIT, Board, experiment_boards, rows_as_dicts
 from afi.report.compare import validation_curves
 from afi.report.plots import curves_png
 from registry import checkpoints as registry_checkpoints
 from registry import datasets as registry_datasets
 from registry import experiments as registry_experiments
-from registry import leaderboard as registry_leaderboard
 from registry import metrics as registry_metrics
 from registry import runs as registry_runs
 from registry.db import session_scope
@@ -43,7 +43,7 @@ class ReportData:
     experiment: str
     kind: str
     runs: list[RunRecord]
-    leaderboard: list[LeaderboardRow]
+    boards: list[Board]  # the split asked for (with baselines), then training validation
     curves_png: bytes
     samples: dict[str, list[list[bytes]]]  # run name -> rows of PNGs, one per GRID_LABELS column
     sample_notes: dict[str, str]  # run name -> why it has no samples
@@ -68,7 +68,7 @@ def error_map(prediction: np.ndarray, truth: np.ndarray, gain: float = 4.0) -> n
 
 def load_rgb(root: Path, relative: str) -> np.ndarray:
     with Image.open(root / relative) as image:
-        return np.asarray(image.convert("RGB"))
+        return np.array(image.convert("RGB"))  # a writable copy: torch warns on read-only arrays
 
 
 def sample_triplets(engine: Any, dataset: DatasetRecord, count: int) -> list[TripletRecord]:
@@ -97,26 +97,18 @@ def run_samples(engine: Any, run: RunRecord, dataset: DatasetRecord, count: int)
     return rows
 
 
-def collect(engine: Any, experiment: str, samples: int) -> ReportData:
+def collect(engine: Any, experiment: str, samples: int, split: str = DEFAULT_SPLIT) -> ReportData:
     with session_scope(engine) as session:
         try:
             record = registry_experiments.get_experiment(session, experiment)
         except NotFound:
             raise NotFoundError(f"experiment {experiment!r} not found: see `afi experiment list`") from None
         runs = registry_runs.list_runs(session, experiment=experiment)
-        rows = registry_leaderboard.leaderboard(
-            session, registry_leaderboard.LeaderboardQuery(experiment=experiment, best_per_variant=False)
-        )
+        boards = experiment_boards(session, experiment, split, "psnr")
         dataset_names = sorted({r.dataset for r in runs if r.dataset})
-        for name in dataset_names:
-            rows += registry_leaderboard.leaderboard(
-                session,
-                registry_leaderboard.LeaderboardQuery(dataset=name, kind="baseline", best_per_variant=False),
-            )
         datasets = {name: registry_datasets.get_dataset(session, name) for name in dataset_names}
         points = {run.id: registry_metrics.get_metrics(session, run.id) for run in runs}
         best = {run.id: registry_checkpoints.best_checkpoint(session, run.id) for run in runs}
-    rows.sort(key=lambda r: (r.psnr is None, -(r.psnr or 0.0)))
     curves = validation_curves(runs, points)
     for run in runs:  # training loss too: the first thing to look at when a run disappoints
         series = [(p.step, p.value) for p in sorted(points[run.id], key=lambda p: p.step)
@@ -134,7 +126,7 @@ def collect(engine: Any, experiment: str, samples: int) -> ReportData:
         experiment=record.name,
         kind=record.kind,
         runs=runs,
-        leaderboard=rows,
+        boards=boards,
         curves_png=curves_png(curves, title=f"experiment {record.name}"),
         samples=grids,
         sample_notes=notes,
@@ -171,8 +163,6 @@ def _cell(value: Any) -> str:
 
 
 def leaderboard_html(rows: list[LeaderboardRow]) -> str:
-    if not rows:
-        return "<p>No evaluations yet.</p>"
     head = "".join(f"<th>{html.escape(c)}</th>" for c in COLUMNS)
     body = []
     for row in rows_as_dicts(rows):
@@ -183,6 +173,16 @@ def leaderboard_html(rows: list[LeaderboardRow]) -> str:
         )
         body.append(f"<tr{cls}>{cells}</tr>")
     return f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>"
+
+
+def board_html(board: Board) -> str:
+    """A board under a heading that names its split and protocol."""
+    title = f'<h3 data-split="{html.escape(board.split)}">{html.escape(board.label)}</h3>'
+    if not any(not row.is_baseline for row in board.rows):
+        note = (f"No run scored on split {board.split} yet: an experiment's runs and the baselines are "
+                "scored on test when its last run completes, or by `afi eval RUN --baselines`.")
+        return title + f"<p>{html.escape(note)}</p>" + (leaderboard_html(board.rows) if board.rows else "")
+    return title + leaderboard_html(board.rows)
 
 
 def render(data: ReportData) -> str:
@@ -213,9 +213,9 @@ def render(data: ReportData) -> str:
 <h1>Experiment {html.escape(data.experiment)}</h1>
 <p>{html.escape(data.kind)} &middot; {len(data.runs)} run(s): {html.escape(progress)} &middot;
 generated {stamp} by AFI {__version__}. Metrics are each run's best over all evaluations;
-baselines are in italics.</p>
+baselines are in italics. Only rows of one board compare with each other.</p>
 <h2>Leaderboard</h2>
-{leaderboard_html(data.leaderboard)}
+{''.join(board_html(board) for board in data.boards)}
 <h2>Metric curves</h2>
 <img alt="metric curves" src="{png_data_uri(data.curves_png)}">
 <h2>Sample interpolations</h2>
@@ -225,9 +225,11 @@ baselines are in italics.</p>
 """
 
 
-def write_report(engine: Any, experiment: str, output: Path, samples: int = 3) -> Path:
+def write_report(
+    engine: Any, experiment: str, output: Path, samples: int = 3, split: str = DEFAULT_SPLIT
+) -> Path:
     """Render the report to `output` atomically (a half-written page is never left behind)."""
-    page = render(collect(engine, experiment, samples))
+    page = render(collect(engine, experiment, samples, split))
     output = Path(output)
     output.parent.mkdir(parents=True, exist_ok=True)
     temporary = output.with_name(f".{output.name}.partial")

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -144,3 +146,60 @@ def image_grid(sample: ImageSample) -> torch.Tensor:
     columns = [*sample.inputs, sample.prediction, sample.truth, error]  # each (N, 3, H, W)
     tiles = torch.stack(columns, dim=1).flatten(0, 1)  # (N * columns, 3, H, W), row-major
     return make_grid(tiles, nrow=len(columns), padding=2, pad_value=1.0)
+
+
+def _duration(seconds: float) -> str:
+    minutes, secs = divmod(int(round(seconds)), 60)
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours}h{minutes:02d}m" if hours else f"{minutes}m{secs:02d}s"
+
+
+def _stderr_line(line: str) -> None:
+    print(line, file=sys.stderr, flush=True)
+
+
+class ProgressLog(Callback):
+    """Plain progress lines for logs and pipes, where a progress bar draws nothing: step, loss,
+    throughput and ETA at the first logged step, then at most once per `interval_s`, then the
+    outcome. A worker's or tuner's log then shows a long run alive."""
+
+    def __init__(
+        self,
+        label: str,
+        write: Callable[[str], None] = _stderr_line,
+        interval_s: float = 30.0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.label, self.write, self.interval_s, self.clock = label, write, interval_s, clock
+        self.total = 0
+        self.first_step = 0
+        self.started = 0.0
+        self.last: float | None = None
+
+    def on_start(self, step: int, total_steps: int) -> None:
+        self.total, self.first_step, self.started, self.last = total_steps, step, self.clock(), None
+
+    def on_log(self, report: StepReport) -> None:
+        now = self.clock()
+        if self.last is not None and now - self.last < self.interval_s:
+            return
+        self.last = now
+        loss = next((v for k, v in report.stats.items() if k.endswith("/total")), float("nan"))
+        done = report.step - self.first_step
+        eta = (report.total_steps - report.step) * (now - self.started) / done if done > 0 else None
+        self.write(
+            f"{self.label}: step {report.step}/{report.total_steps}  loss {loss:.4f}  "
+            f"{report.perf.get('perf/samples_per_s', float('nan')):.1f} samples/s  "
+            f"eta {'-' if eta is None else _duration(eta)}"
+        )
+
+    def on_validation(self, step: int, values: dict[str, float]) -> None:
+        text = "  ".join(f"{name} {value:.4g}" for name, value in sorted(values.items()))
+        self.write(f"{self.label}: step {step} validation {text}")
+
+    def on_notice(self, message: str) -> None:
+        self.write(message)
+
+    def on_end(self, step: int, outcome: str) -> None:
+        self.write(f"{self.label}: {outcome} at step {step}/{self.total} after "
+                   f"{_duration(self.clock() - self.started)}")

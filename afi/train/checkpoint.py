@@ -19,6 +19,7 @@ import torch
 
 from afi.config import RunConfig
 from afi.errors import AfiError
+from afi.leaderboard import TRAINING_SPLIT
 from afi.paths import runs_dir
 from registry import checkpoints as registry_checkpoints
 from registry import evaluations as registry_evaluations
@@ -171,7 +172,7 @@ class CheckpointStore:
                     session,
                     run_id,
                     values,
-                    split=VAL_SPLIT,
+                    split=TRAINING_SPLIT,  # crops: never ranked beside `afi eval`
                     dataset_id=self.record.dataset_id,
                     checkpoint_id=row.id,
                     step=step,
@@ -226,6 +227,6 @@ class CheckpointStore:
 
 def _evaluated_at(session: Any, run_id: int, step: int) -> bool:
     return any(
-        e.step == step and e.split == VAL_SPLIT
+        e.step == step and e.split == TRAINING_SPLIT
         for e in registry_evaluations.list_evaluations(session, run_id)
     )

@@ -11,7 +11,7 @@ from __future__ import annotations
 import heapq
 import os
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from fractions import Fraction
 from pathlib import Path
 from types import TracebackType
@@ -19,7 +19,7 @@ from types import TracebackType
 import av
 import numpy as np
 
-from afi.data.video import ACCURATE_RGB_TO_YUV
+from afi.data.video import Colour, rgb_to_frame, tag_stream
 from afi.errors import AfiError, UsageError
 
 DEFAULT_CODEC = "libx264"
@@ -82,6 +82,7 @@ class VideoSettings:
     fps: Fraction
     width: int  # of the frames given; the encoded size is rounded up to even
     height: int
+    colour: Colour = Colour()  # the source's: kept, so copied frames stay the source's frames
 
     @property
     def encoded_size(self) -> tuple[int, int]:
@@ -89,9 +90,12 @@ class VideoSettings:
         return self.width + self.width % 2, self.height + self.height % 2
 
 
-def _pixel_format(codec: str) -> str:
+def _colour(codec: str, source: Colour) -> Colour:
+    """The source's colour, in a chroma format the encoder takes (yuv420p when it lacks yuv444p)."""
     formats = [f.name for f in av.Codec(codec, "w").video_formats or ()]
-    return "yuv420p" if not formats or "yuv420p" in formats else formats[0]
+    if formats and source.chroma not in formats:
+        return replace(source, chroma="yuv420p")
+    return source
 
 
 class SegmentEncoder:
@@ -108,7 +112,9 @@ class SegmentEncoder:
                 settings.codec, rate=settings.fps, options=CODEC_OPTIONS.get(settings.codec, {})
             )
             self.stream.width, self.stream.height = settings.encoded_size
-            self.stream.pix_fmt = _pixel_format(settings.codec)
+            self.colour = _colour(settings.codec, settings.colour)
+            self.stream.pix_fmt = self.colour.chroma
+            tag_stream(self.stream.codec_context, self.colour)
         except BaseException:
             self._discard()
             raise
@@ -118,8 +124,7 @@ class SegmentEncoder:
         h, w = image.shape[:2]
         if h % 2 or w % 2:
             image = np.pad(image, ((0, h % 2), (0, w % 2), (0, 0)), mode="edge")
-        frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(image), format="rgb24")
-        frame = frame.reformat(format=self.stream.pix_fmt, interpolation=ACCURATE_RGB_TO_YUV)
+        frame = rgb_to_frame(image, self.colour)
         frame.pts = self.frames  # in 1 / fps: the segment's own clock, offset when joined
         frame.time_base = 1 / self.settings.fps
         self._mux(self.stream.encode(frame))
