@@ -258,6 +258,23 @@ def test_a_refining_flow_learns_a_motion_dis_gets_wrong(teacher: bool):
     assert history[-1] < history[0] / 2, history[::10]
 
 
+def test_refining_blocks_leave_dis_alone_where_its_flows_explain_both_frames():
+    """The correction gate: even with trained (here random, non-zero) correction layers, a
+    pixel whose DIS flows find it in both frames (zero occlusion cues) keeps DIS's flow and mask."""
+    torch.manual_seed(0)
+    model = build_interpolator(dataclasses.replace(BUILTIN_VARIANTS["unet-dis-refine"], width=8, depth=2))
+    with torch.no_grad():
+        for block in model.flow.blocks:
+            torch.nn.init.normal_(block.decode.weight, std=0.5)
+    frame = disc_frame(12)
+    t = torch.tensor([0.5])
+    start = model.flow.start(frame, frame, t)  # a still frame: DIS finds every pixel
+    refined = model.flow.refine(frame, frame, t, start)
+    assert torch.equal(refined.flows, start.flows) and torch.equal(refined.mask_logit, start.mask_logit)
+    moving = model.flow(disc_frame(6), disc_frame(20), t)  # 14 px: DIS loses the flat disc
+    assert not torch.equal(moving.flows, model.flow.start(disc_frame(6), disc_frame(20), t).flows)
+
+
 def test_parameter_and_mac_counts():
     conv = torch.nn.Conv2d(3, 8, 3, padding=1)
     assert count_parameters(conv) == 3 * 8 * 9 + 8

@@ -33,6 +33,10 @@ BLOCK_SCALES = (4, 2, 1)
 # frame0, frame1, warped0, warped1 (3 each), flows (4), mask logit (1), t (1)
 BLOCK_IN_CHANNELS = 4 * 3 + 4 + 1 + 1
 CUE_CHANNELS = 2
+# correction_gate: a summed luma error of GATE_CUE_SCALE (of 1) lets 63% of a correction through
+# (0.02, 0.05 and 0.15 measured: 0.15 kept the cel gains and lost the least on painted pans).
+GATE_CUE_SCALE = 0.15
+GATE_RADIUS = 3
 
 
 @dataclass(frozen=True)
@@ -132,8 +136,11 @@ class IFNet(nn.Module):
     ) -> FlowEstimate:
         """`start`'s flows and mask corrected coarse to fine, at frame0's size."""
         flows, mask_logit, cues = start.flows, start.mask_logit, start.cues
+        gate = None if cues is None else correction_gate(cues)
         for block, scale in zip(self.blocks, BLOCK_SCALES):
             delta = self._correction(block, scale, frame0, frame1, t, flows, mask_logit, cues)
+            if gate is not None:
+                delta = delta * gate
             flows = flows + delta[:, :4] * scale
             mask_logit = mask_logit + delta[:, 4:]
         teacher = None
@@ -169,6 +176,17 @@ class IFNet(nn.Module):
         x = torch.cat([images_here, flows_here, resize_to(mask_logit, size), time_plane(t, images_here)], dim=1)
         # x: (B, 18 (+2 with cues, +3 for the teacher), H / scale, W / scale)
         return resize_to(block(x), (height, width))
+
+
+def correction_gate(cues: torch.Tensor) -> torch.Tensor:
+    """(B, 2, H, W) DIS occlusion cues -> (B, 1, H, W) in [0, 1): how much a refining block may
+    change DIS's estimate at each pixel. Where DIS's flows explain both ends (small cues) they are
+    kept; where they do not (occlusions, large or fast motion) the learned corrections apply.
+    Measured: corrections learned on cel cartoons, applied everywhere, cost 0.2 dB on painted pans
+    that DIS tracks well. The cues are spread over GATE_RADIUS pixels, as a wrong flow is wrong
+    around the pixels that reveal it."""
+    spread = F.max_pool2d(cues.sum(dim=1, keepdim=True), 2 * GATE_RADIUS + 1, stride=1, padding=GATE_RADIUS)
+    return 1 - torch.exp(-spread / GATE_CUE_SCALE)
 
 
 def blend_logit(t: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
