@@ -9,7 +9,9 @@ from typing import Annotated, Optional
 
 import typer
 
-from afi.cli.app import JsonOption, MetricOption, command, console, err_console, print_json, print_table, state
+from afi.cli.app import (
+    JsonOption, MetricOption, command, console, err_console, print_json, print_table, state,
+)
 from afi.errors import UsageError
 from afi.leaderboard import COLUMNS, DEFAULT_SPLIT, TRAINING_SPLIT, group, rank, rows_as_dicts, split_label
 from registry.leaderboard import LeaderboardQuery

@@ -18,7 +18,8 @@ def import_file(
     path: Annotated[Path, typer.Argument(
         help="Weight file from torchvision: vgg16-397923af.pth, or alexnet-owt-7be5be79.pth for LPIPS.")],
     name: Annotated[Literal["vgg16", "alexnet"], typer.Option(
-        help="Which weights the file holds: vgg16 (perceptual and style losses) or alexnet (LPIPS).")] = "vgg16",
+        help="Which weights the file holds: vgg16 (perceptual and style losses) or alexnet (LPIPS)."
+    )] = "vgg16",
     as_json: JsonOption = False,
 ) -> None:
     """Check a weight file (keys, shapes, sha256) and copy it into AFI_HOME/weights."""
