@@ -31,7 +31,9 @@ def test_the_reason_names_the_fix(empty_caches: Path) -> None:
     assert "pip install 'afi[lpips]'" in reason or "afi weights import FILE --name alexnet" in reason
 
 
-def test_own_alexnet_weights_imported_from_a_file_make_lpips_score(empty_caches: Path, tmp_path: Path) -> None:
+def test_own_alexnet_weights_imported_from_a_file_make_lpips_score(
+    empty_caches: Path, tmp_path: Path
+) -> None:
     pytest.importorskip("lpips")
     torch.manual_seed(0)
     own = tmp_path / "my-alexnet.pth"
