@@ -9,8 +9,8 @@ PSNR barely sees, raise it. It is in pixels and lower is better.
 from __future__ import annotations
 
 import functools
+import importlib.util
 import math
-from pathlib import Path
 
 import cv2
 import numpy as np
@@ -29,8 +29,8 @@ DOG_SIGMA = 1.0
 DOG_RATIO = 1.6
 LINE_THRESHOLD = 0.05
 LUMA = (0.299, 0.587, 0.114)
-# torchvision's AlexNet file, LPIPS's backbone: with it cached, `lpips` loads without the network.
-ALEXNET_FILE = "alexnet-owt-7be5be79.pth"
+# lpips wraps torchvision's AlexNet features in five slices: feature layer index -> slice.
+LPIPS_SLICES = {0: 1, 3: 2, 6: 3, 8: 4, 10: 5}
 
 
 @torch.no_grad()
@@ -104,20 +104,39 @@ def chamfer_line_distance(pred: torch.Tensor, truth: torch.Tensor) -> torch.Tens
     return torch.tensor([_chamfer(a, b) for a, b in zip(pred_lines, truth_lines)], dtype=torch.float32)
 
 
+def lpips_unavailable() -> str | None:
+    """Why LPIPS cannot be scored here, as the fix to make; None when it can. It needs the lpips
+    package (its linear layers ship inside it) and AlexNet's torchvision file, read from AFI's
+    weights folder or torch hub's cache: AFI downloads nothing."""
+    from afi.weights import ALEXNET_FILE, find_cached
+
+    if importlib.util.find_spec("lpips") is None:
+        return "lpips is not scored: it needs the lpips package (pip install 'afi[lpips]')"
+    if find_cached(ALEXNET_FILE) is None:
+        return (f"lpips is not scored: it needs AlexNet's weights, {ALEXNET_FILE} from torchvision "
+                f"(afi weights import FILE --name alexnet)")
+    return None
+
+
 def lpips_available() -> bool:
-    """LPIPS needs the `lpips` package and its AlexNet backbone in torch hub's cache."""
-    try:
-        import lpips  # noqa: F401  (optional dependency)
-    except ImportError:
-        return False
-    return (Path(torch.hub.get_dir()) / "checkpoints" / ALEXNET_FILE).is_file()
+    return lpips_unavailable() is None
 
 
 @functools.cache
 def _lpips_model() -> torch.nn.Module:
-    import lpips  # optional dependency, checked by lpips_available()
+    import lpips  # optional dependency, checked by lpips_unavailable()
 
-    return lpips.LPIPS(net="alex", verbose=False).eval()
+    from afi.weights import ALEXNET_FILE, find_cached
+
+    # pnet_rand: lpips would otherwise ask torchvision for AlexNet, which downloads it if missing.
+    model = lpips.LPIPS(net="alex", pnet_rand=True, verbose=False)
+    state = torch.load(find_cached(ALEXNET_FILE), map_location="cpu", weights_only=True)
+    slices = {
+        f"slice{LPIPS_SLICES[int(key.split('.')[1])]}.{key.removeprefix('features.')}": value
+        for key, value in state.items() if key.startswith("features.")
+    }
+    model.net.load_state_dict(slices)
+    return model.eval()
 
 
 @torch.no_grad()

@@ -257,7 +257,9 @@ def run_quickstart(engine: Any, db_url: str, options: QuickstartOptions, report:
     clock.lap("start-up")
     output_dir = output_dir or afi_home() / "quickstart"
     output_dir.mkdir(parents=True, exist_ok=True)
-    worker_options = WorkerOptions(max_parallel=options.parallel, mode="until-empty", poll_s=1.0, stale_after_s=60.0)
+    # closing_evaluation off: step 4 below scores the runs and baselines itself, and times it.
+    worker_options = WorkerOptions(max_parallel=options.parallel, mode="until-empty", poll_s=1.0,
+                                   stale_after_s=60.0, closing_evaluation=False)
     # Score the baselines on the threads each run will get: their time measures the machine.
     torch.set_num_threads(worker_options.threads_per_run)
 

@@ -12,6 +12,7 @@ import shutil
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import torch
 import torchvision
@@ -24,7 +25,7 @@ from afi.paths import weights_dir
 
 # torchvision names its files <arch>-<first 8 hex digits of the file's sha256>.pth
 VGG16_FILE = "vgg16-397923af.pth"
-VGG16_SHA256_PREFIX = "397923af"
+ALEXNET_FILE = "alexnet-owt-7be5be79.pth"  # LPIPS's backbone
 # Last layer index of relu1_2, relu2_2, relu3_3, relu4_3 in torchvision's vgg16().features
 VGG16_FEATURE_LAYERS = (3, 8, 15, 22)
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
@@ -59,10 +60,28 @@ def sha256_of(path: Path) -> str:
     return digest.hexdigest()
 
 
-def _vgg16_feature_shapes() -> dict[str, torch.Size]:
-    with torch.device("meta"):  # shapes only: no 138M-parameter initialisation
-        model = torchvision.models.vgg16()
-    return {f"features.{k}": v.shape for k, v in model.features.state_dict().items()}
+@dataclass(frozen=True)
+class KnownWeights:
+    """A torchvision file AFI reads from disk: its name, and the model whose features it holds."""
+
+    file: str
+    build: Any  # torchvision.models.<arch>
+
+    @property
+    def sha256_prefix(self) -> str:
+        return self.file.rsplit("-", 1)[1].removesuffix(".pth")
+
+    def feature_shapes(self) -> dict[str, torch.Size]:
+        with torch.device("meta"):  # shapes only: no initialisation of millions of parameters
+            model = self.build()
+        return {f"features.{k}": v.shape for k, v in model.features.state_dict().items()}
+
+
+# vgg16: the perceptual and style losses; alexnet: LPIPS's backbone.
+KNOWN = {
+    "vgg16": KnownWeights(VGG16_FILE, torchvision.models.vgg16),
+    "alexnet": KnownWeights(ALEXNET_FILE, torchvision.models.alexnet),
+}
 
 
 def _load_state_dict(path: Path) -> dict[str, torch.Tensor]:
@@ -78,14 +97,14 @@ def _load_state_dict(path: Path) -> dict[str, torch.Tensor]:
     return state
 
 
-def check_vgg16_state(state: dict[str, torch.Tensor], source: Path) -> None:
-    """Raise UsageError unless `state` has every VGG16 feature tensor with the right shape."""
-    for key, shape in _vgg16_feature_shapes().items():
+def check_feature_state(state: dict[str, torch.Tensor], source: Path, name: str = "vgg16") -> None:
+    """Raise UsageError unless `state` has every feature tensor of `name` with the right shape."""
+    for key, shape in KNOWN[name].feature_shapes().items():
         if key not in state:
-            raise UsageError(f"{source} lacks {key}: it is not a torchvision vgg16 state dict")
+            raise UsageError(f"{source} lacks {key}: it is not a torchvision {name} state dict")
         if not isinstance(state[key], torch.Tensor) or state[key].shape != shape:
             raise UsageError(
-                f"{source}: {key} should have shape {tuple(shape)}, it is not a torchvision vgg16 state dict"
+                f"{source}: {key} should have shape {tuple(shape)}, it is not a torchvision {name} state dict"
             )
 
 
@@ -96,23 +115,24 @@ def import_weights(file: Path, name: str = "vgg16") -> ImportedWeights:
     corrupted download is the usual cause otherwise); a differently named file is accepted as the
     user's own weights, and its sha256 is returned so it can be recorded.
     """
-    if name != "vgg16":
-        raise UsageError(f"unknown weights {name!r}: AFI imports only vgg16")
+    if name not in KNOWN:
+        raise UsageError(f"unknown weights {name!r}: AFI imports {', '.join(KNOWN)}")
+    known = KNOWN[name]
     file = Path(file).expanduser()
     if not file.is_file():
-        raise UsageError(f"weights file {file} does not exist: pass the path of vgg16-397923af.pth")
-    check_vgg16_state(_load_state_dict(file), file)
+        raise UsageError(f"weights file {file} does not exist: pass the path of {known.file}")
+    check_feature_state(_load_state_dict(file), file, name)
     sha256 = sha256_of(file)
-    official = sha256.startswith(VGG16_SHA256_PREFIX)
-    if file.name == VGG16_FILE and not official:
+    official = sha256.startswith(known.sha256_prefix)
+    if file.name == known.file and not official:
         raise UsageError(
             f"{file} is named like torchvision's file but its sha256 {sha256} does not start with "
-            f"{VGG16_SHA256_PREFIX}: download it again, or rename it to import it as your own weights"
+            f"{known.sha256_prefix}: download it again, or rename it to import it as your own weights"
         )
-    target = weights_dir() / VGG16_FILE
+    target = weights_dir() / known.file
     target.parent.mkdir(parents=True, exist_ok=True)
     _atomic_copy(file, target)
-    _atomic_write_text(target.with_name(target.name + ".sha256"), f"{sha256}  {VGG16_FILE}\n")
+    _atomic_write_text(target.with_name(target.name + ".sha256"), f"{sha256}  {known.file}\n")
     return ImportedWeights(name=name, path=target, sha256=sha256, official=official)
 
 
@@ -165,7 +185,7 @@ def load_vgg16_features() -> VGG16Features:
             "torchvision's vgg16 file, or choose perceptual_source run:<id> or disc"
         )
     state = _load_state_dict(path)
-    check_vgg16_state(state, path)
+    check_feature_state(state, path)
     with torch.device("meta"):
         features = torchvision.models.vgg16().features[: VGG16_FEATURE_LAYERS[-1] + 1]
     wanted = features.state_dict().keys()

@@ -77,7 +77,9 @@ def test_report_ranks_runs_beside_baselines_of_one_split(engine: Engine, finishe
 
 @pytest.mark.skipif(CHROMIUM is None and os.environ.get("CI") != "true",
                     reason="Debian chromium is not installed (.ci/run installs it)")
-def test_report_leaderboard_in_headless_chromium(engine: Engine, finished_experiment: str, tmp_path: Path) -> None:
+def test_report_leaderboard_in_headless_chromium(
+    engine: Engine, finished_experiment: str, tmp_path: Path
+) -> None:
     assert CHROMIUM is not None, "chromium is required in CI: `apt-get install chromium`"
     page = tmp_path / "report.html"
     assert afi(engine, "report", finished_experiment, "-o", str(page), "--samples", "1").exit_code == 0
@@ -101,7 +103,8 @@ def test_report_leaderboard_in_headless_chromium(engine: Engine, finished_experi
 
 def test_run_compare_shows_the_baselines_of_the_same_split(engine: Engine, finished_experiment: str,
                                                            tmp_path: Path) -> None:
-    compared = afi(engine, "run", "compare", "pair-unet", "pair-isnet", "--plot", str(tmp_path / "c.png"), "--json")
+    plot = str(tmp_path / "c.png")
+    compared = afi(engine, "run", "compare", "pair-unet", "pair-isnet", "--plot", plot, "--json")
     assert compared.exit_code == 0, compared.output
     board = json.loads(compared.stdout)["leaderboard"]
     assert board["split"] == "test" and board["label"].startswith("split test: full frames")

@@ -50,7 +50,8 @@ def test_copied_frames_keep_the_source_colours(tmp_path: Path, chroma: str, spac
     colour = Colour(chroma=chroma, space=space, primaries=space, trc=space)
     source = write_video(tmp_path / "in.mp4", content(), 12.0, quality=14, colour=colour)
     output = tmp_path / "out.mp4"
-    interpolate_video(InterpolateRequest(input=source, output=output, factor=2.0, keep_timing=True), BaselineInterpolator("blend"))
+    request = InterpolateRequest(input=source, output=output, factor=2.0, keep_timing=True)  # copies at 2i
+    interpolate_video(request, BaselineInterpolator("blend"))
     inputs, outputs = decode(source), decode(output)
     assert len(outputs) == 2 * len(inputs)
     scores = [psnr(frame, outputs[2 * i]) for i, frame in enumerate(inputs)]

@@ -124,8 +124,10 @@ def test_import_refuses_wrong_shapes_and_unknown_names(caches: Path, tmp_path: P
         import_weights(path)
     with pytest.raises(UsageError, match="does not exist"):
         import_weights(tmp_path / "absent.pth")
-    with pytest.raises(UsageError, match="only vgg16"):
-        import_weights(path, name="alexnet")
+    with pytest.raises(UsageError, match="AFI imports vgg16, alexnet"):
+        import_weights(path, name="resnet50")
+    with pytest.raises(UsageError, match="not a torchvision alexnet state dict"):
+        import_weights(path, name="alexnet")  # VGG16's tensors are not AlexNet's
 
 
 def autoencoder_checkpoint(tmp_path: Path, arch: str = "vqvae") -> tuple[Path, torch.nn.Module]:

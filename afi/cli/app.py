@@ -208,7 +208,8 @@ def _metavar(param: Any) -> str:
 def conventional_metavars(command: click.Command) -> click.Command:
     """Give every parameter of `command` and its subcommands a conventional metavar, in place."""
     for param in command.params:
-        if param.metavar is None and not getattr(param, "is_flag", False) and not getattr(param, "count", False):
+        flag = getattr(param, "is_flag", False) or getattr(param, "count", False)
+        if param.metavar is None and not flag:
             param.metavar = _metavar(param)
     for sub in getattr(command, "commands", {}).values():
         conventional_metavars(sub)

@@ -63,3 +63,8 @@ def evaluate(
         rows,
         title=f"{report.dataset} / {report.split} (lineart and lpips: lower is better)",
     )
+    from afi.metrics import lpips_unavailable
+
+    missing = lpips_unavailable()
+    if missing:
+        err_console.print(missing, highlight=False, soft_wrap=True)

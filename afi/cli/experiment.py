@@ -34,7 +34,9 @@ app = new_app("Experiments: launch a spec as queued runs, follow its progress an
 @command
 def launch(
     spec: Annotated[Path, typer.Argument(help="Experiment spec, e.g. experiments/ablation-arch.toml.")],
-    backend: Annotated[Literal["local", "sky"], typer.Option(help="local (for `afi worker`) or sky (managed jobs).")] = "local",
+    backend: Annotated[
+        Literal["local", "sky"], typer.Option(help="local (for `afi worker`) or sky (managed jobs).")
+    ] = "local",
     gpu: Annotated[
         Optional[str], typer.Option(help="Accelerator NAME:COUNT, e.g. A10G:1 (priced for the budget).")
     ] = None,
@@ -126,7 +128,9 @@ def _print_plan(plan: experiment_service.LaunchPlan, db_url: str, as_json: bool)
 def show(
     name: Annotated[str, typer.Argument(help="Experiment name or id.")],
     metric: MetricOption = "psnr",
-    split: Annotated[str, typer.Option(metavar="SPLIT", help="The split ranked, beside its baselines.")] = "test",
+    split: Annotated[
+        str, typer.Option(metavar="SPLIT", help="The split ranked, beside its baselines.")
+    ] = "test",
     as_json: JsonOption = False,
 ) -> None:
     """Progress of an experiment's runs, its leaderboard beside the baselines of the same split,
@@ -167,7 +171,8 @@ def show(
     for board in details["leaderboards"]:
         if not any(row["kind"] != "baseline" for row in board["rows"]):
             console.print(f"no run evaluated on split {board['split']} yet (an experiment's runs and the "
-                          "baselines are scored on test when its last run completes; or `afi eval RUN --baselines`)")
+                          "baselines are scored on test when its last run completes; "
+                          "or `afi eval RUN --baselines`)")
             continue
         print_table(
             LEADERBOARD_COLUMNS,

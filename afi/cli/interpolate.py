@@ -55,7 +55,9 @@ def interpolate(
     output: Annotated[Path, typer.Option("--output", "-o", help="Output video (.mp4, .mkv).", show_default=False)],
     run: Annotated[Optional[str], typer.Option(help="Use this run's best checkpoint.")] = None,
     checkpoint: Annotated[Optional[Path], typer.Option(help="Use this checkpoint file.")] = None,
-    method: Annotated[Optional[Literal["nearest", "blend", "dis", "flow"]], typer.Option(help="Classical method instead: nearest, blend, dis (plain bidirectional DIS) or flow (DIS projected to t).")] = None,
+    method: Annotated[Optional[Literal["nearest", "blend", "dis", "flow"]], typer.Option(
+        help="Classical method instead: nearest, blend, dis (plain bidirectional DIS) or flow "
+        "(DIS projected to t).")] = None,
     factor: Annotated[Optional[float], typer.Option(help="Output rate = input rate x factor (default 2).")] = None,
     fps: Annotated[Optional[float], typer.Option(help="Output frame rate, instead of --factor.")] = None,
     codec: Annotated[Optional[str], typer.Option(help="Video encoder (default libx264, else mpeg4).")] = None,

@@ -9,11 +9,18 @@ from typing import Annotated, Optional
 
 import typer
 
-from afi.cli.app import JsonOption, MetricOption, command, console, print_json, print_table, state
+from afi.cli.app import (
+    JsonOption, MetricOption, command, console, err_console, print_json, print_table, state,
+)
 from afi.errors import UsageError
 from afi.leaderboard import COLUMNS, DEFAULT_SPLIT, TRAINING_SPLIT, group, rank, rows_as_dicts, split_label
 from registry.leaderboard import LeaderboardQuery
 from registry.records import LeaderboardRow
+
+
+# Said once under a table whose lpips column is all "-" (the exact reason: `afi eval`).
+LPIPS_NOTE = ("lpips -: not scored where these were evaluated; it needs pip install 'afi[lpips]' and "
+              "AlexNet's weights from a local file (afi weights import FILE --name alexnet)")
 
 
 def print_leaderboard(rows: list[LeaderboardRow], metric: str, split: str | None = DEFAULT_SPLIT) -> None:
@@ -28,6 +35,8 @@ def print_leaderboard(rows: list[LeaderboardRow], metric: str, split: str | None
         ([row.get(c) for c in COLUMNS] for row in rows_as_dicts(rows)),
         title=f"leaderboard by best {metric}, {split_label([split] if split else [r.split for r in rows])}",
     )
+    if all(row.lpips is None for row in rows):
+        err_console.print(LPIPS_NOTE, highlight=False, soft_wrap=True)
 
 
 @command

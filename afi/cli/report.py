@@ -16,7 +16,9 @@ def report(
     experiment: Annotated[str, typer.Argument(help="Experiment name (see `afi experiment list`).")],
     output: Annotated[Path, typer.Option("-o", "--output", help="HTML file to write.")] = Path("report.html"),
     samples: Annotated[int, typer.Option(help="Sample interpolations per run.")] = 3,
-    split: Annotated[str, typer.Option(metavar="SPLIT", help="The split ranked, beside its baselines.")] = "test",
+    split: Annotated[
+        str, typer.Option(metavar="SPLIT", help="The split ranked, beside its baselines.")
+    ] = "test",
 ) -> None:
     """Write one self-contained HTML page: the runs ranked beside the baselines of one split,
     training validation on its own board, metric curves, sample interpolations."""

@@ -64,7 +64,9 @@ def only_dataset(engine: object) -> str:
         raise UsageError("no dataset registered: add one (`afi dataset add` or `afi dataset synth`), "
                          "then pass --dataset NAME")
     if len(names) > 1:
-        raise UsageError(f"{len(names)} datasets registered ({', '.join(names)}): pick one with --dataset NAME")
+        raise UsageError(
+            f"{len(names)} datasets registered ({', '.join(names)}): pick one with --dataset NAME"
+        )
     err_console.print(f"using dataset {names[0]}, the only one registered", highlight=False)
     return names[0]
 

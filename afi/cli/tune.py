@@ -39,8 +39,9 @@ app = typer.Typer(
 def run_study(
     spec: Annotated[Path, typer.Argument(help="Spec with a [search] table, e.g. experiments/tune-isnet.toml.")],
     trials: Annotated[
-        Optional[int], typer.Option(help="Trials this process runs (default: the spec's [tune] trials, which default to "
-        "20; the study stops at those, counted across every process sharing it).")
+        Optional[int], typer.Option(
+            help="Trials this process runs (default: the spec's [tune] trials, which default to "
+            "20; the study stops at those, counted across every process sharing it).")
     ] = None,
     study: Annotated[Optional[str], typer.Option(help="Study name (default: the spec's experiment name).")] = None,
     set_: Annotated[

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Literal
 
 import typer
 
@@ -15,8 +15,11 @@ app = new_app("Pretrained weights from files you have: AFI never downloads any."
 @app.command("import")
 @command
 def import_file(
-    path: Annotated[Path, typer.Argument(help="Weight file, e.g. vgg16-397923af.pth from torchvision.")],
-    name: Annotated[str, typer.Option(help="Which weights the file holds.")] = "vgg16",
+    path: Annotated[Path, typer.Argument(
+        help="Weight file from torchvision: vgg16-397923af.pth, or alexnet-owt-7be5be79.pth for LPIPS.")],
+    name: Annotated[Literal["vgg16", "alexnet"], typer.Option(
+        help="Which weights the file holds: vgg16 (perceptual and style losses) or alexnet (LPIPS)."
+    )] = "vgg16",
     as_json: JsonOption = False,
 ) -> None:
     """Check a weight file (keys, shapes, sha256) and copy it into AFI_HOME/weights."""

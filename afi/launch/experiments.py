@@ -307,14 +307,13 @@ def evaluate_finished_experiment(engine: Any, name: str, split: str = DEFAULT_SP
             if run.status == "completed" and run.kind == "interp" and run.dataset
             and not any(e.split == split for e in registry_evaluations.list_evaluations(session, run.id))
         ]
-        has_split = {
-            run.dataset: bool((registry_datasets.get_dataset(session, run.dataset).split_counts or {}).get(split))
-            for run in pending
-        }
+        counts = {r.dataset: registry_datasets.get_dataset(session, r.dataset).split_counts for r in pending}
+    has_split = {name: bool((split_counts or {}).get(split)) for name, split_counts in counts.items()}
     reports, scored = [], set()
     for run in pending:
         if has_split[run.dataset]:
-            reports.append(evaluate_run(engine, run.id, run.dataset, split, baselines=run.dataset not in scored))
+            first = run.dataset not in scored  # baselines once per dataset
+            reports.append(evaluate_run(engine, run.id, run.dataset, split, baselines=first))
             scored.add(run.dataset)
     return reports
 

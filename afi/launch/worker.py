@@ -50,6 +50,9 @@ class WorkerOptions:
     # children. Torch's default (every core in every child) oversubscribes the CPU: two children
     # at two threads each on two cores ran slower than at one each.
     threads: int | None = None
+    # When a run it trained was its experiment's last, score the experiment on test (runs and
+    # baselines). Off for callers that evaluate themselves, as the quickstart does.
+    closing_evaluation: bool = True
 
     def validate(self) -> WorkerOptions:
         if self.mode not in MODES:
@@ -254,7 +257,7 @@ class Worker:
 
         run = in_transaction(self.engine, settle)
         log.info("run %s (%s) ended %s", run.id, run.name, run.status)
-        if run.status == "completed" and run.experiment is not None:
+        if run.status == "completed" and run.experiment is not None and self.options.closing_evaluation:
             # In a child: scoring a test split can outlast the heartbeats of the runs still here.
             closing = self._context.Process(
                 target=evaluate_in_child, args=(self.db_url, run.experiment), name="afi-closing-eval"

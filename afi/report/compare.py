@@ -80,9 +80,10 @@ def compare_runs(engine: Any, names: list[str], split: str = DEFAULT_SPLIT) -> C
         runs = [registry_runs.get_run(session, name) for name in names]
         points = {run.id: registry_metrics.get_metrics(session, run.id) for run in runs}
         ids = {run.id for run in runs}
-        scored = [row for row in registry_leaderboard.leaderboard(session, registry_leaderboard.LeaderboardQuery(
-            split=split, best_per_variant=False)) if row.run_id in ids]
-        board = Board(split, with_baselines(session, scored, [r.dataset for r in runs if r.dataset], split, "psnr"))
+        query = registry_leaderboard.LeaderboardQuery(split=split, best_per_variant=False)
+        scored = [row for row in registry_leaderboard.leaderboard(session, query) if row.run_id in ids]
+        datasets = [r.dataset for r in runs if r.dataset]
+        board = Board(split, with_baselines(session, scored, datasets, split, "psnr"))
     summaries = {run.id: {m["key"]: m for m in summarise_metrics(points[run.id])} for run in runs}
     keys = sorted({key for summary in summaries.values() for key in summary})
     metrics = {key: [summaries[run.id].get(key) for run in runs] for key in keys}

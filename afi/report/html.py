@@ -2,8 +2,8 @@
 
 The page holds the experiment's leaderboard on one split (its runs beside the classical baselines
 scored on the same split of the same datasets, by `afi eval`'s protocol), its training validation
-on a board of its own (centre crops: not comparable), metric curves as PNG plots, and per run a grid of sample interpolations: the two input
-frames, the prediction, the truth and an error map.
+on a board of its own (centre crops: not comparable), metric curves as PNG plots, and per run a
+grid of sample interpolations: the two input frames, the prediction, the truth and an error map.
 """
 
 from __future__ import annotations

@@ -23,7 +23,7 @@ from afi.config import RunConfig
 from afi.data.loader import AugmentConfig, make_loader
 from afi.data.service import open_split
 from afi.errors import AfiError, UsageError
-from afi.metrics import lpips_available
+from afi.metrics import lpips_unavailable
 from afi.paths import tensorboard_dir
 from afi.train.callbacks import RegistryCallback, TensorBoardCallback
 from afi.train.checkpoint import VAL_SPLIT, CheckpointStore, load_checkpoint
@@ -139,14 +139,11 @@ def _take_over_in(session: Any, run: str | int, resume: bool, claimed_by: str | 
             f"run {name!r} has no dataset: create it with --dataset NAME "
             "(see `afi dataset list`)"
         )
-    if (
-        RunConfig.from_dict(record.config or {}).best_metric == "lpips"
-        and not lpips_available()
-    ):
+    missing_lpips = lpips_unavailable()
+    if RunConfig.from_dict(record.config or {}).best_metric == "lpips" and missing_lpips:
         raise UsageError(
-            f"run {name!r} picks its best checkpoint by lpips, which is unavailable here "
-            "(needs the lpips package and its AlexNet weights in torch hub's cache): "
-            "install them, or use another best_metric"
+            f"run {name!r} picks its best checkpoint by lpips, but {missing_lpips}; "
+            "or use another best_metric"
         )
     if not resume and status != "created" and status != "queued":
         raise UsageError(

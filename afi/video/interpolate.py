@@ -252,7 +252,9 @@ def interpolate_video(
         plan,
         interpolator,
         work,
-        VideoSettings(codec, output_fps, analysis.width, analysis.height, probe_video(Path(request.input)).colour),
+        VideoSettings(
+            codec, output_fps, analysis.width, analysis.height, probe_video(Path(request.input)).colour
+        ),
         progress,
     )
     if progress is not None:
