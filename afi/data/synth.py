@@ -40,8 +40,8 @@ STYLES = ("cel", "painted")
 
 @dataclass(frozen=True)
 class MotionProfile:
-    """How far and how wildly a cel clip moves. Shares are of the frame width (or its smaller
-    side for sizes); `None` of the extras (limbs, hatching, layers) in "easy"."""
+    """How far and how wildly a medium or hard cel clip moves; such clips always pan over
+    parallax layers (FAR_SPEED, NEAR_SPEED). Shares are of the frame width."""
 
     pan: float  # the camera travels up to this share of the width over a clip, either way
     reach: float  # character paths start and end this far outside the frame (share of the side)
@@ -50,15 +50,14 @@ class MotionProfile:
     limbs: int  # thin limbs per character, at most
     swings: float  # limb swings per clip, at most (fast limbs: several per clip)
     hatching: bool  # 1 px hatching on bodies and scenery, 1 px outlines on some characters
-    layers: bool  # parallax: far background slower, foreground faster than the characters
 
 
 MOTIONS: dict[str, MotionProfile | None] = {
     "easy": None,  # the original generator, drawn exactly as before
     "medium": MotionProfile(pan=0.5, reach=0.05, arc=0.2, spin=2.5, limbs=1, swings=1.0,
-                            hatching=True, layers=True),
+                            hatching=True),
     "hard": MotionProfile(pan=0.9, reach=0.2, arc=0.45, spin=4.0, limbs=3, swings=2.5,
-                          hatching=True, layers=True),
+                          hatching=True),
 }
 # Parallax speeds of the layers, as shares of the camera's travel (characters live at 1.0).
 FAR_SPEED = 0.35
