@@ -130,26 +130,26 @@ def synth_sets(engine: Any, plan: DataPlan, report: Any = print) -> list[EvalSet
     return made
 
 
-def load_recipe(spec: Path, overrides: Sequence[tuple[str, Any]], steps: int | None) -> Any:
-    """The spec with the bench's training set (and `steps`, when given) set on every run."""
+def load_recipe(
+    spec: Path, overrides: Sequence[tuple[str, Any]], steps: int | None, minutes: float | None = None
+) -> Any:
+    """The spec with the bench's training set set on every run, and `steps` (each stage's count)
+    or `minutes` (the whole training budget, shared evenly by its runs and their stages, each a
+    time-budgeted stage with no step cap) when given."""
+    from afi.config import BUDGET_ONLY_STEPS
     from afi.launch.spec import load_spec
 
     forced: list[tuple[str, Any]] = [("data.dataset", TRAIN_SET)]
     if steps is not None:
         forced.append(("stage.steps", steps))
     name = f"{spec.stem}-{time.strftime('%Y%m%d-%H%M%S')}"
+    loaded = load_spec(spec, overrides=[*overrides, *forced], name=name)
+    if minutes is None:
+        return loaded
+    runs = loaded.expand()
+    share = minutes / (len(runs) * len(runs[0].config.stages))
+    forced += [("stage.minutes", share), ("stage.steps", BUDGET_ONLY_STEPS)]
     return load_spec(spec, overrides=[*overrides, *forced], name=name)
-
-
-def steps_for_budget(engine: Any, spec: Any, minutes: float) -> int:
-    """As many steps as `minutes` of training allow, measured on the first run's first stage."""
-    from afi.quickstart import seconds_per_step
-
-    runs = spec.expand()
-    config = runs[0].config
-    per_step = seconds_per_step(engine, config)
-    stages = len(config.stages)
-    return max(1, int(minutes * 60.0 / (per_step * len(runs) * stages)))
 
 
 def train_runs(engine: Any, db_url: str, spec: Any, report: Any = print) -> list[Any]:
@@ -300,12 +300,11 @@ def main(argv: Sequence[str] | None = None) -> None:
         overrides = parse_set(args.set)
         load_recipe(args.spec, overrides, args.steps)  # a bad spec fails before data is made
         sets = synth_sets(engine, plan)
-        steps = args.steps
-        if steps is None:
-            steps = steps_for_budget(engine, load_recipe(args.spec, overrides, 1), args.minutes)
-            print(f"--minutes {args.minutes:g}: {steps} steps per run and stage, from the measured step time")
+        minutes = None if args.steps is not None else args.minutes
         started = time.perf_counter()
-        runs = train_runs(engine, resolve_url(), load_recipe(args.spec, overrides, steps))
+        runs = train_runs(engine, resolve_url(), load_recipe(args.spec, overrides, args.steps, minutes))
+        for run in runs:
+            print(f"{run.name}: {run.step} steps")
         print(f"training: {time.perf_counter() - started:.0f} s")
         for eval_set in sets:
             started = time.perf_counter()

@@ -16,7 +16,6 @@ from bench.recipe import (
     evaluate_set,
     format_report,
     load_recipe,
-    steps_for_budget,
     synth_sets,
     train_runs,
 )
@@ -32,9 +31,10 @@ def test_recipe_scores_model_and_baselines_on_every_set(
                     painted_size=(64, 36))
     sets = synth_sets(engine, plan, report=lambda line: None)
     assert [s.dataset for s in sets] == ["recipe-train", "recipe-unseen", "recipe-painted"]
-    # A budget becomes a step count from the measured step time: longer budgets, more steps.
+    # A budget is shared by the runs' stages, each then a time-budgeted stage with no step cap.
+    budgeted = load_recipe(SPEC, [], steps=None, minutes=6.0).expand()[0].config.stages[0]
+    assert budgeted.minutes == 6.0 and budgeted.steps > 1_000_000
     spec = load_recipe(SPEC, [], steps=1)
-    assert 1 <= steps_for_budget(engine, spec, 0.001) < steps_for_budget(engine, spec, 100.0)
     runs = train_runs(engine, db_url, spec, report=lambda line: None)
     assert len(runs) == 1 and runs[0].step == 1  # --steps replaced the spec's 50
 

@@ -74,7 +74,7 @@ def test_a_diverging_loss_fails_the_run_with_its_step(
     make_dataset(engine)
     run = new_run(engine, tiny_config(steps=30, ckpt_every=10, val_every=10))
     # What --lr inf did before it was refused: every loss from the second step on is NaN.
-    monkeypatch.setattr(loop, "learning_rate", lambda stage, step: float("inf"))
+    monkeypatch.setattr(loop, "learning_rate", lambda *args: float("inf"))
     with pytest.raises(AfiError, match="not finite"):
         start_run(engine, run.id)
     with session_scope(engine) as session:
