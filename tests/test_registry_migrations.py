@@ -77,7 +77,10 @@ def test_a_half_applied_upgrade_is_reported_with_its_fix_and_repaired(db_url: st
     repaired = afi(db_url, "db", "upgrade", "--repair")
     assert repaired.exit_code == 0, repaired.output
     assert current_revision(db_url) == (head_revision(), head_revision())
-    assert afi(db_url, "run", "create", "--width", "8", "--depth", "2").exit_code == 0
+    # The repaired registry takes writes again: a dataset, then a run on it.
+    assert afi(db_url, "dataset", "synth", "toons", "--clips", "2", "--size", "32").exit_code == 0
+    created = afi(db_url, "run", "create", "--width", "8", "--depth", "2", "--dataset", "toons")
+    assert created.exit_code == 0, created.output
 
 
 def test_repair_leaves_tables_that_hold_rows(db_url: str, afi_home) -> None:
