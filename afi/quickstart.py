@@ -48,12 +48,13 @@ from registry.records import LeaderboardRow
 ARCHS = ("unet", "isnet")
 DISCS = ("patchgan", "none")
 RUNS = len(ARCHS) * len(DISCS)
-# DIS-refining backbones: in the minutes of CPU training a quickstart run gets, a backbone without
+# DIS-guided backbones: in the minutes of CPU training a quickstart run gets, a backbone without
 # flow stays at the blend it starts from (measured on this data, test split, blend 26.07 dB:
-# +0.001 dB after 150 steps) and a learned IFNet gets to 27.99 dB, while `dis+refine` starts at
-# plain bidirectional DIS, the strongest classical method off the cel generator (painted pans and
-# hard cel motion, as on real animation), and corrects it only where DIS's cues say it is wrong.
-FLOW = "dis+refine"
+# +0.001 dB after 150 steps) and a learned IFNet gets to 27.99 dB, while a DIS-guided one starts at
+# the DIS flow baseline (31.75 dB) and learns occlusions and a residual on top of it. `dis+refine`
+# is not used yet: at this budget and learning rate its four models ended 0.31-0.65 dB below
+# `flow` (bench.quickstart --minutes 10, 463-587 steps), where `dis` models end within 0.05 dB.
+FLOW = "dis"
 DATASET = "quickstart-toons"
 EVAL_SPLIT = "test"
 # What is not training, in units of the time the baselines took to score (measured first, on this

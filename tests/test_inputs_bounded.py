@@ -4,6 +4,7 @@ diverging loss, a truncated video, a checkpoint folder that cannot be written.""
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -18,7 +19,9 @@ from afi.errors import AfiError
 from afi.train import loop
 from afi.train.checkpoint import save_checkpoint
 from afi.train.service import start_run
+from afi.data.synth import SynthConfig
 from data_factories import synth_video
+from video_factories import make_cartoon
 from registry import runs as registry_runs
 from registry.db import session_scope
 from train_factories import make_dataset, new_run, tiny_config
@@ -118,3 +121,26 @@ def test_a_full_disk_names_the_checkpoint_and_leaves_no_partial_file(tmp_path: P
     assert done.returncode == 0, done.stderr
     assert str(target) in done.stdout and "File too large" in done.stdout and "free space" in done.stdout
     assert list((tmp_path / "ckpt").iterdir()) == []
+
+
+def test_a_full_disk_anywhere_is_one_line_naming_the_file(tmp_path: Path) -> None:
+    """Not only checkpoints: `afi interpolate` writing its video past a file-size limit (as a
+    full disk fails, EFBIG like ENOSPC) says which file and what to do, not "internal error"."""
+    clip = tmp_path / "clip.mp4"
+    make_cartoon(clip, SynthConfig(clips=1, frames_per_clip=24, width=256, height=256, seed=3))
+    out = tmp_path / "out.mp4"
+    script = (
+        "import resource, sys\n"
+        "from afi.cli.main import run\n"
+        "resource.setrlimit(resource.RLIMIT_FSIZE, (4_000, 4_000))\n"
+        f"sys.argv = ['afi', 'interpolate', {str(clip)!r}, '-o', {str(out)!r}, '--method', 'blend', '--factor', '2']\n"
+        "run()\n"
+    )
+    env = {**os.environ, "AFI_HOME": str(tmp_path / "home")}
+    env.pop("AFI_DB_URL", None)
+    done = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=300, env=env
+    )
+    assert done.returncode == 1, (done.stdout, done.stderr)
+    lines = [line for line in done.stderr.splitlines() if line.strip()]
+    assert "no room to write" in lines[-1] and "internal error" not in done.stderr, lines

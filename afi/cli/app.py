@@ -6,6 +6,7 @@ stderr and an exit code (1 failure, 2 bad usage); tracebacks only with `afi --de
 
 from __future__ import annotations
 
+import errno
 import functools
 import json
 import logging
@@ -127,15 +128,33 @@ def command(fn: F) -> F:
             raise fail(str(exc), 1) from None
         except KeyboardInterrupt:
             raise fail("interrupted", 130) from None
+        except OSError as exc:
+            if state.debug:
+                raise
+            if exc.errno not in DISK_FULL:
+                raise fail(internal_error(exc)) from None
+            where = exc.filename or "a file"
+            raise fail(
+                f"no room to write {where} ({exc.strerror}): free disk space or raise the file-size "
+                "limit, or write elsewhere (AFI_HOME, -o), then rerun"
+            ) from None
         except Exception as exc:  # a bug: still one line, the traceback is behind --debug
             if state.debug:
                 raise
-            raise fail(
-                f"internal error: {type(exc).__name__}: {exc} (rerun with `afi --debug ...` "
-                "for the traceback and report it)"
-            ) from None
+            raise fail(internal_error(exc)) from None
 
     return wrapper  # type: ignore[return-value]
+
+
+# A full disk, a full quota, a file past the size limit: expected conditions, not bugs.
+DISK_FULL = (errno.ENOSPC, errno.EDQUOT, errno.EFBIG)
+
+
+def internal_error(exc: BaseException) -> str:
+    return (
+        f"internal error: {type(exc).__name__}: {exc} (rerun with `afi --debug ...` "
+        "for the traceback and report it)"
+    )
 
 
 def print_json(data: Any) -> None:
