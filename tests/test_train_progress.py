@@ -32,6 +32,15 @@ def test_lines_come_at_a_steady_interval_with_step_loss_speed_and_eta() -> None:
     assert lines[-1] == "run 7: completed at step 100/100 after 1m40s"
 
 
+def test_a_time_budgeted_stage_ends_at_its_replanned_total() -> None:
+    lines: list[str] = []
+    log = ProgressLog("run 8", lines.append, clock=lambda: 0.0)
+    log.on_start(0, 10_000_000)  # a budget alone: the step cap, until the pace plans the end
+    log.on_plan(522)
+    log.on_end(522, "completed")
+    assert lines[-1].startswith("run 8: completed at step 522/522 ")
+
+
 def test_run_start_off_a_terminal_prints_progress_lines(engine: Engine, afi_home: Path) -> None:
     make_dataset(engine)
     url = engine.url.render_as_string(hide_password=False)

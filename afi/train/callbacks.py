@@ -193,6 +193,9 @@ class ProgressLog(Callback):
             f"eta {'-' if eta is None else _duration(eta)}"
         )
 
+    def on_plan(self, total_steps: int) -> None:
+        self.total = total_steps  # a time-budgeted stage's latest plan
+
     def on_validation(self, step: int, values: dict[str, float]) -> None:
         text = "  ".join(f"{name} {value:.4g}" for name, value in sorted(values.items()))
         self.write(f"{self.label}: step {step} validation {text}")
