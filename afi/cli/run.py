@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import replace
-from typing import Annotated, Literal, Optional
+from typing import Annotated, Optional
 
 import typer
 
@@ -35,12 +35,6 @@ from registry.db import session_scope
 
 app = new_app("Runs: create, start, list, show, cancel, compare.")
 
-
-# Choices Typer checks and lists in --help: afi.config's INTERP_ARCHS + AUTOENCODER_ARCHS, FLOWS
-# and DISCS (tests/test_cli_help.py keeps them in step).
-Arch = Literal["unet", "isnet", "vae", "vqvae"]
-Flow = Literal["none", "ifnet", "dis", "dis+refine"]
-Disc = Literal["none", "patchgan", "sn-resnet-sa"]
 
 def parse_stages(
     text: str, batch: int, lr: float, minutes: float | None = None
@@ -80,10 +74,10 @@ def only_dataset(engine: object) -> str:
 @app.command()
 @command
 def create(
-    arch: Annotated[Arch, typer.Option(help="Backbone: unet, isnet, or vae/vqvae for autoencoders.")] = "unet",
+    arch: Annotated[str, typer.Option(help="Backbone: unet, isnet, or vae/vqvae for autoencoders.")] = "unet",
     res: Annotated[str, typer.Option(help="Training resolution: 256 or WIDTHxHEIGHT.")] = "128",
-    flow: Annotated[Flow, typer.Option(help="Flow guidance: none, ifnet (learned, RIFE-style), dis (OpenCV DIS flow as a fixed prior; trains fast on CPUs) or dis+refine (RIFE-style blocks that correct DIS's flows and occlusion mask; starts at the DIS baseline).")] = "none",
-    disc: Annotated[Disc, typer.Option(help="Discriminator.")] = "none",
+    flow: Annotated[str, typer.Option(help="Flow guidance: none, ifnet (learned, RIFE-style), dis (OpenCV DIS flow as a fixed prior; trains fast on CPUs) or dis+refine (RIFE-style blocks that correct DIS's flows and occlusion mask; starts at the DIS baseline).")] = "none",
+    disc: Annotated[str, typer.Option(help="Discriminator: none, patchgan, sn-resnet-sa.")] = "none",
     dataset: Annotated[Optional[str], typer.Option(
         help="Registered dataset to train on (default: the only one registered).")] = None,
     steps: Annotated[
