@@ -12,6 +12,7 @@ from afi.data.synth import SynthConfig, generate_cartoon
 from afi.data.video import Colour, write_video
 from afi.video.baselines import BaselineInterpolator
 from afi.video.interpolate import InterpolateRequest, interpolate_video
+from bench.colour import decode, psnr
 
 BT601, BT709 = 5, 1
 # Mean over the copied frames, and worst frame. ffmpeg re-encoding the same inputs with AFI's x264
@@ -30,17 +31,6 @@ def pattern_frames(count: int = 6, width: int = 320, height: int = 240) -> np.nd
 def cartoon_frames(count: int = 6) -> np.ndarray:
     config = SynthConfig(clips=1, frames_per_clip=count, width=320, height=240, seed=5, fps=12.0)
     return np.stack(generate_cartoon(config).frames)
-
-
-def decode(path: Path) -> list[np.ndarray]:
-    """RGB as FFmpeg's own decoder gives it, honouring the stream's matrix and range tags."""
-    with av.open(str(path)) as container:
-        return [f.to_ndarray(format="rgb24") for f in container.decode(video=0)]
-
-
-def psnr(a: np.ndarray, b: np.ndarray) -> float:
-    mse = float(np.mean((a.astype(np.float64) - b.astype(np.float64)) ** 2))
-    return 10 * np.log10(255**2 / max(mse, 1e-10))
 
 
 @pytest.mark.parametrize("chroma", ["yuv420p", "yuv444p"])
